@@ -45,6 +45,7 @@
 mod diag;
 mod lexer;
 mod model;
+mod pair;
 mod parser;
 mod render;
 mod report;
@@ -54,6 +55,7 @@ mod view;
 
 pub use diag::{edit_distance, suggest, Diagnostic, Note, NoteKind, Severity, SourceExcerpt};
 pub use model::*;
+pub use pair::{compare_peers, PeerFinding, TunnelPairing};
 pub use render::Secrets;
 pub use view::TunnelView;
 

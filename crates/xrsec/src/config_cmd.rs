@@ -5,14 +5,16 @@
 use std::io::Write;
 use std::path::Path;
 
-use xrsec_config::{load_file, Parsed, Secrets};
+use xrsec_config::{compare_peers, load_file, Config, Parsed, Secrets, Severity};
 
 use crate::Outcome;
 
 /// Checks every file (all of them, even after one fails) and prints, per file,
-/// its diagnostics and either a one-line summary per tunnel or an error count.
+/// its diagnostics and either a one-line summary per tunnel or an error count;
+/// then checks the valid files against each other as peers.
 pub(crate) fn check(files: &[impl AsRef<Path>]) -> Outcome {
     let mut outcome = Outcome::Success;
+    let mut valid: Vec<(String, Config)> = Vec::new();
     for file in files {
         let file = file.as_ref();
         let parsed = match load(file) {
@@ -37,6 +39,7 @@ pub(crate) fn check(files: &[impl AsRef<Path>]) -> Outcome {
                 for line in tunnels {
                     println!("  {line}");
                 }
+                valid.push((file.display().to_string(), config.clone()));
             }
             _ => {
                 println!("{}: invalid{}", file.display(), counts);
@@ -46,8 +49,47 @@ pub(crate) fn check(files: &[impl AsRef<Path>]) -> Outcome {
             }
         }
     }
+    if !check_peers(&valid) && matches!(outcome, Outcome::Success) {
+        outcome = Outcome::Invalid;
+    }
     let _ = std::io::stdout().flush();
     outcome
+}
+
+/// Compares every two valid files as the two ends of their tunnels. Returns
+/// false when a pair of tunnels could never come up (or rekey) together.
+fn check_peers(valid: &[(String, Config)]) -> bool {
+    let mut ok = true;
+    for (i, (left_name, left)) in valid.iter().enumerate() {
+        for (right_name, right) in &valid[i + 1..] {
+            let pairings = compare_peers(left_name, left, right_name, right);
+            if pairings.is_empty() && valid.len() == 2 {
+                println!("{left_name} and {right_name}: no tunnel of one points at the other");
+            }
+            for p in pairings {
+                for f in &p.findings {
+                    let severity = match f.severity {
+                        Severity::Error => "error",
+                        _ => "warning",
+                    };
+                    eprintln!(
+                        "{left_name} {} <-> {right_name} {}: {severity}: {}",
+                        p.left, p.right, f.message
+                    );
+                }
+                let verdict = match (&p.agreed, p.has_errors()) {
+                    (Some(agreed), false) => format!("peers agree: {agreed}"),
+                    _ => "peers DISAGREE (see the errors above)".to_string(),
+                };
+                println!(
+                    "{left_name} {} <-> {right_name} {}: {verdict}",
+                    p.left, p.right
+                );
+                ok &= !p.has_errors();
+            }
+        }
+    }
+    ok
 }
 
 /// Prints the canonical running-config of one valid file.

@@ -49,13 +49,47 @@ fn check_accepts_the_lab_routers_and_prints_one_line_per_tunnel() {
     );
     let tunnel_lines: Vec<&str> = stdout
         .lines()
-        .filter(|l| l.contains("tunnel-ip1"))
+        .filter(|l| l.starts_with("  tunnel-ip1"))
         .collect();
     assert_eq!(tunnel_lines.len(), 2, "{stdout}");
     assert!(tunnel_lines[0].contains("10.99.0.2"), "{}", tunnel_lines[0]);
     assert!(tunnel_lines[1].contains("10.99.0.1"), "{}", tunnel_lines[1]);
     assert!(!stderr.contains("error"), "{stderr}");
     assert!(!stdout.contains("xrsec-lab-only"), "a key leaked: {stdout}");
+    assert!(
+        stdout.contains(
+            "config/router1.conf tunnel-ip1 <-> config/router2.conf tunnel-ip1: peers agree: \
+             IKE aes-cbc-256/sha-256/prf sha-256/group 20, ESP esp-256-aes/esp-hmac-sha-256"
+        ),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn check_of_two_valid_files_that_disagree_as_peers_exits_one() {
+    let dir = std::env::temp_dir().join(format!("xrsec-cli-peers-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let r2 = std::fs::read_to_string(repo("config/router2.conf"))
+        .unwrap()
+        .replace("xrsec-lab-only-3f9c1e7a", "a-different-long-key-99");
+    let r2_path = dir.join("router2.conf");
+    std::fs::write(&r2_path, r2).unwrap();
+    let out = xrsec(&[
+        "config",
+        "check",
+        "config/router1.conf",
+        r2_path.to_str().unwrap(),
+    ]);
+    std::fs::remove_dir_all(&dir).unwrap();
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains(": valid, 1 tunnel"),
+        "each file is valid alone: {stdout}"
+    );
+    assert!(stdout.contains("peers DISAGREE"), "{stdout}");
+    assert!(stderr.contains("error: the pre-shared key"), "{stderr}");
+    assert!(!stderr.contains("a-different-long-key") && !stderr.contains("xrsec-lab-only"));
 }
 
 #[test]
