@@ -120,9 +120,16 @@ pub fn parse_str(file_name: &str, text: &str) -> Parsed {
 pub fn load_file(path: &Path) -> std::io::Result<Parsed> {
     let bytes = std::fs::read(path)?;
     let text = String::from_utf8(bytes).map_err(|e| {
+        // Point at the first bad byte the way diagnostics point at tokens.
+        let good = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        let line = 1 + good.iter().filter(|&&b| b == b'\n').count();
+        let col = 1 + good.iter().rev().take_while(|&&b| b != b'\n').count();
         std::io::Error::new(
             std::io::ErrorKind::InvalidData,
-            format!("{}: not UTF-8 text ({e})", path.display()),
+            format!(
+                "{}:{line}:{col}: not UTF-8 text (a configuration is plain text; was it saved in another encoding?)",
+                path.display()
+            ),
         )
     })?;
     Ok(parse_str(&path.display().to_string(), &text))

@@ -86,7 +86,7 @@ impl Kind {
             Kind::Trustpoint => &["ca-certificate", "certificate", "private-key"],
             Kind::TransformSet => &["mode", "transform"],
             Kind::IpsecProfile => &["set"],
-            Kind::Interface => &["ipv4", "tunnel", "mtu", "shutdown", "description"],
+            Kind::Interface => &["ipv4", "tunnel", "mtu", "shutdown", "no", "description"],
             Kind::RouterStatic => &["address-family"],
             Kind::AddressFamily => &[],
         }
@@ -1656,6 +1656,13 @@ impl<'a> Parser<'a> {
             "shutdown" => {
                 self.end(cur)?;
                 self.interface_mut(t).shutdown = true;
+            }
+            // `no shutdown` is what engineers type to bring an interface up;
+            // it is the only `no` form an interface has here.
+            "no" => {
+                self.keyword(cur, &["shutdown"], "keyword")?;
+                self.end(cur)?;
+                self.interface_mut(t).shutdown = false;
             }
             _ => {
                 let text = cur.line.rest_from(cur.pos);

@@ -652,3 +652,31 @@ fn a_destination_outside_the_remote_identity_match_is_warned_about() {
         );
     }
 }
+
+#[test]
+fn no_shutdown_brings_an_interface_back_up_in_both_forms() {
+    let down = parse_ok(&format!("{BASE}interface tunnel-ip1 shutdown\n"));
+    assert!(down.interfaces.get("tunnel-ip1").unwrap().shutdown);
+    let up = parse_ok(&format!(
+        "{BASE}interface tunnel-ip1 shutdown\ninterface tunnel-ip1\n no shutdown\nexit\n"
+    ));
+    assert!(!up.interfaces.get("tunnel-ip1").unwrap().shutdown);
+    let p = parse_str("t.conf", &format!("{BASE}interface tunnel-ip1 no mtu\n"));
+    let d = p.diagnostics.iter().find(|d| d.is_error()).unwrap();
+    assert_eq!((d.line, d.col), (base_lines() + 1, 25), "{d}");
+}
+
+#[test]
+fn a_file_that_is_not_utf8_is_refused_with_the_position_of_the_first_bad_byte() {
+    let dir = std::env::temp_dir().join(format!("xrsec-utf8-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("latin1.conf");
+    std::fs::write(&file, b"keyring K\n peer caf\xe9\n").unwrap();
+    let err = load_file(&file).unwrap_err();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
+    assert!(
+        err.to_string().contains("latin1.conf:2:10: not UTF-8 text"),
+        "{err}"
+    );
+}
