@@ -47,7 +47,7 @@ pub(crate) fn validate(cfg: &Config, facts: &Facts, rep: &mut Reporter<'_>) {
     v.routes();
 }
 
-impl Validator<'_, '_> {
+impl<'r> Validator<'r, '_> {
     fn emit(&mut self, d: Diagnostic) {
         self.rep.emit(d);
     }
@@ -530,17 +530,19 @@ impl Validator<'_, '_> {
         }
     }
 
+    /// The ikev2 profile an ipsec profile names, when both resolve.
+    fn ikev2_profile_of(&self, ipsec: Option<&IpsecProfile>) -> Option<&'r Ikev2Profile> {
+        let cfg = self.cfg;
+        ipsec
+            .and_then(|p| p.ikev2_profile.as_ref())
+            .and_then(|r| cfg.ikev2_profiles.get(&r.name))
+    }
+
     /// With pre-shared keys, a destination no keyring peer covers can never
     /// authenticate.
     fn destination_covered(&mut self, itf: &TunnelInterface, ipsec: Option<&IpsecProfile>) {
         let cfg = self.cfg;
-        let Some((dest, dspan)) = itf.destination else {
-            return;
-        };
-        let Some(ike) = ipsec
-            .and_then(|p| p.ikev2_profile.as_ref())
-            .and_then(|r| cfg.ikev2_profiles.get(&r.name))
-        else {
+        let Some(((dest, dspan), ike)) = itf.destination.zip(self.ikev2_profile_of(ipsec)) else {
             return;
         };
         if !ike.uses_psk() {
@@ -600,14 +602,7 @@ impl Validator<'_, '_> {
     /// destination reject the very peer the tunnel talks to. Only a warning: a
     /// peer behind a NAT, or one sending an FQDN, legitimately differs.
     fn destination_identity(&mut self, itf: &TunnelInterface, ipsec: Option<&IpsecProfile>) {
-        let cfg = self.cfg;
-        let Some((dest, dspan)) = itf.destination else {
-            return;
-        };
-        let Some(ike) = ipsec
-            .and_then(|p| p.ikev2_profile.as_ref())
-            .and_then(|r| cfg.ikev2_profiles.get(&r.name))
-        else {
+        let Some(((dest, dspan), ike)) = itf.destination.zip(self.ikev2_profile_of(ipsec)) else {
             return;
         };
         let ranges: Vec<Ipv4Net> = ike
