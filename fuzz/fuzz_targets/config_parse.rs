@@ -15,9 +15,15 @@ fuzz_target!(|data: &[u8]| {
             let text = config.to_running_config(xrsec_config::Secrets::Shown);
             let again = xrsec_config::parse_str("rendered.conf", &text);
             let reparsed = again.config.as_ref().unwrap_or_else(|| {
-                panic!("rendered text does not parse:\n{text}\n{}", again.render_diagnostics())
+                panic!(
+                    "rendered text does not parse:\n{text}\n{}",
+                    again.render_diagnostics()
+                )
             });
-            assert!(config.same_settings(reparsed), "round trip changed the model:\n{text}");
+            assert!(
+                config.same_settings(reparsed),
+                "round trip changed the model:\n{text}"
+            );
         }
     }
 });

@@ -1,0 +1,641 @@
+//! The public sans-IO driver: every IKE SA of the daemon, the routing of
+//! datagrams to them by SPI, and the stateless answers to IKE_SA_INIT
+//! requests that create no SA.
+//!
+//! How to drive it (the quinn-proto pattern): feed what happens with
+//! [`Endpoint::handle_datagram`], [`Endpoint::handle_timeout`],
+//! [`Endpoint::initiate`] and the `delete_*`/`send_*` calls; after each,
+//! drain [`Endpoint::poll_transmit`] (send each datagram, prefixing the
+//! non-ESP marker when its local port is 4500) and [`Endpoint::poll_event`],
+//! then arm a timer for [`Endpoint::poll_timeout`] and call `handle_timeout`
+//! when it fires.
+//!
+//! Invariants: a datagram for an SPI we do not know creates nothing (only an
+//! IKE_SA_INIT request with a zero SPIr may create a half-open SA, and at
+//! most `max_half_open` exist); our IKE SPIs and inbound ESP SPIs are random,
+//! non-zero and unique among ours.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use rand_core::CryptoRngCore;
+use xrsec_crypto::{prf, IkeKeys, PrfId, Role};
+
+use crate::config::{TunnelConfig, TunnelId};
+use crate::event::{Event, FailureReason, IkeSaId, SaKind, SessionInfo};
+use crate::proposal::{self, IkeChoice};
+use crate::sa::{notify_payload, Ctx, IkeSa, Request, SaInitRequest};
+use crate::wire::{notify, summarize, ExchangeType, Flags, Header, Message, Payload, WireError};
+
+/// Tunables; the defaults are RFC 7296's suggestions and IOS-XR's habits.
+#[derive(Clone, Debug)]
+pub struct EndpointOptions {
+    /// The IKE port (500).
+    pub ike_port: u16,
+    /// The NAT-T port (4500, RFC 3948).
+    pub natt_port: u16,
+    /// First retransmission timeout; each next one doubles (RFC 7296 2.4).
+    pub retransmit_initial: Duration,
+    /// Transmissions of one request before giving up, first one included.
+    pub retransmit_limit: u32,
+    /// How long a responder keeps an SA whose IKE_AUTH has not come.
+    pub half_open_timeout: Duration,
+    /// Most half-open SAs; IKE_SA_INIT requests beyond are dropped.
+    pub max_half_open: usize,
+    /// From this many half-open SAs on, IKE_SA_INIT requires a COOKIE
+    /// (RFC 7296 2.6). `None` never asks for one.
+    pub cookie_threshold: Option<usize>,
+    /// How long an initiator keeps listening after an (unauthenticated)
+    /// error answer to IKE_SA_INIT before it believes it (RFC 7296 2.21.1).
+    pub error_grace: Duration,
+    /// Send a NAT_DETECTION_SOURCE_IP that cannot match, as strongSwan with
+    /// kernel-libipsec does (LAB.md), so that both ends use port 4500 and
+    /// ESP in UDP even without a NAT.
+    pub force_udp_encap: bool,
+    /// Keep a one-line summary of every message sent and received for
+    /// [`Endpoint::poll_log`] (payload types and notify names; never keys).
+    pub log_messages: bool,
+}
+
+impl Default for EndpointOptions {
+    fn default() -> Self {
+        Self {
+            ike_port: 500,
+            natt_port: 4500,
+            retransmit_initial: Duration::from_secs(1),
+            retransmit_limit: 6,
+            half_open_timeout: Duration::from_secs(30),
+            max_half_open: 1024,
+            cookie_threshold: Some(512),
+            error_grace: Duration::from_secs(2),
+            force_udp_encap: false,
+            log_messages: true,
+        }
+    }
+}
+
+/// A datagram to send. When `local`'s port is the NAT-T port, the daemon
+/// prefixes the four-byte non-ESP marker (RFC 3948 2.2).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transmit {
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    pub payload: Vec<u8>,
+}
+
+/// A line for the daemon's log: one message sent, received or dropped, e.g.
+/// `sent IKE_AUTH request 1 [ IDi N(INIT_CONTACT) AUTH SA TSi TSr ]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogLine {
+    /// The IKE SA concerned, if any (stateless answers have none).
+    pub ike_sa: Option<IkeSaId>,
+    pub text: String,
+}
+
+/// Lines kept when nobody polls the log.
+const LOG_CAPACITY: usize = 1024;
+
+/// What the SAs produced, waiting to be polled.
+#[derive(Default)]
+pub(crate) struct Outbox {
+    pub transmits: VecDeque<Transmit>,
+    pub events: VecDeque<Event>,
+    pub log: VecDeque<LogLine>,
+}
+
+impl Outbox {
+    pub fn log(&mut self, ike_sa: Option<IkeSaId>, text: String) {
+        if self.log.len() >= LOG_CAPACITY {
+            self.log.pop_front();
+        }
+        self.log.push_back(LogLine { ike_sa, text });
+    }
+
+    pub fn transmit(&mut self, local: SocketAddr, remote: SocketAddr, payload: Vec<u8>) {
+        self.transmits.push_back(Transmit {
+            local,
+            remote,
+            payload,
+        });
+    }
+}
+
+/// The IKEv2 negotiator for every tunnel of the daemon.
+pub struct Endpoint<R: CryptoRngCore> {
+    tunnels: Vec<TunnelConfig>,
+    rng: R,
+    opts: EndpointOptions,
+    /// Ordered so that timers and status run in a stable order.
+    sas: BTreeMap<IkeSaId, IkeSa>,
+    /// Our IKE SPI (SPIi as initiator, SPIr as responder) to SA.
+    by_spi: HashMap<u64, IkeSaId>,
+    /// (peer address of its IKE_SA_INIT, SPIi) to responder SA, so that a
+    /// retransmitted IKE_SA_INIT finds its SA (RFC 7296 2.1).
+    by_peer_spi: HashMap<(SocketAddr, u64), IkeSaId>,
+    peer_key_of: HashMap<IkeSaId, (SocketAddr, u64)>,
+    child_spis: HashSet<u32>,
+    next_id: u64,
+    cookie_secret: [u8; 32],
+    out: Outbox,
+}
+
+macro_rules! ctx {
+    ($self:ident, $now:expr) => {
+        Ctx {
+            now: $now,
+            rng: &mut $self.rng,
+            opts: &$self.opts,
+            tunnels: &$self.tunnels,
+            out: &mut $self.out,
+            child_spis: &mut $self.child_spis,
+        }
+    };
+}
+
+impl<R: CryptoRngCore> Endpoint<R> {
+    /// An endpoint for `tunnels`, drawing every random value (SPIs, nonces,
+    /// DH private values, IVs, the cookie secret) from `rng`.
+    pub fn new(tunnels: Vec<TunnelConfig>, mut rng: R, opts: EndpointOptions) -> Self {
+        let mut cookie_secret = [0u8; 32];
+        rng.fill_bytes(&mut cookie_secret);
+        Self {
+            tunnels,
+            rng,
+            opts,
+            sas: BTreeMap::new(),
+            by_spi: HashMap::new(),
+            by_peer_spi: HashMap::new(),
+            peer_key_of: HashMap::new(),
+            child_spis: HashSet::new(),
+            next_id: 1,
+            cookie_secret,
+            out: Outbox::default(),
+        }
+    }
+
+    /// The tunnels this endpoint negotiates.
+    pub fn tunnels(&self) -> &[TunnelConfig] {
+        &self.tunnels
+    }
+
+    fn alloc_ike_spi(&mut self) -> u64 {
+        loop {
+            let spi = self.rng.next_u64();
+            if spi != 0 && !self.by_spi.contains_key(&spi) {
+                return spi;
+            }
+        }
+    }
+
+    fn alloc_id(&mut self) -> IkeSaId {
+        let id = IkeSaId(self.next_id);
+        self.next_id += 1;
+        id
+    }
+
+    /// Brings the tunnel up as initiator, unless an IKE SA for it exists or
+    /// is being negotiated (in either role).
+    pub fn initiate(&mut self, now: Instant, tunnel: TunnelId) {
+        let Some(index) = self.tunnels.iter().position(|t| t.id == tunnel) else {
+            return;
+        };
+        if self
+            .sas
+            .values()
+            .any(|s| s.tunnel == index && s.is_active())
+        {
+            return;
+        }
+        let spi = self.alloc_ike_spi();
+        let id = self.alloc_id();
+        let mut ctx = ctx!(self, now);
+        if let Some(sa) = IkeSa::initiate(&mut ctx, id, index, spi) {
+            self.by_spi.insert(spi, id);
+            self.sas.insert(id, sa);
+        }
+    }
+
+    /// A datagram arrived on `local` from `remote` (non-ESP marker already
+    /// stripped). Poll transmits and events afterwards.
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        datagram: &[u8],
+    ) {
+        let msg = match Message::parse(datagram) {
+            Ok(m) => m,
+            Err(e) => {
+                self.answer_unparsable(local, remote, datagram, e);
+                return;
+            }
+        };
+        let h = &msg.header;
+        if h.exchange == ExchangeType::IkeSaInit && !h.flags.response && h.spi_r == 0 {
+            self.handle_sa_init_request(now, local, remote, datagram, &msg);
+            return;
+        }
+        // Our SPI is the responder's when the sender is the original
+        // initiator, else the initiator's. Unknown: drop, no state.
+        let our_spi = if h.flags.initiator { h.spi_r } else { h.spi_i };
+        let Some(&id) = self.by_spi.get(&our_spi) else {
+            return;
+        };
+        let Some(sa) = self.sas.get_mut(&id) else {
+            return;
+        };
+        // RFC 7296 3.1: the Initiator flag must say the peer's role.
+        if h.flags.initiator != (sa.role == Role::Responder) {
+            return;
+        }
+        let peer_spi_ok = match sa.role {
+            Role::Responder => h.spi_i == sa.spi_i,
+            Role::Initiator => sa.spi_r == 0 || h.spi_r == sa.spi_r,
+        };
+        if !peer_spi_ok {
+            return;
+        }
+        let mut ctx = ctx!(self, now);
+        sa.handle_message(&mut ctx, local, remote, datagram, &msg);
+        self.after(now, id);
+    }
+
+    /// RFC 7296 2.5 / 2.21.1: a malformed IKE_SA_INIT request for an address
+    /// we serve gets the matching error notify, statelessly; any other
+    /// unparsable datagram is dropped.
+    fn answer_unparsable(
+        &mut self,
+        local: SocketAddr,
+        remote: SocketAddr,
+        datagram: &[u8],
+        e: WireError,
+    ) {
+        let Ok(h) = Header::parse(datagram) else {
+            return;
+        };
+        let is_sa_init_request = h.exchange == ExchangeType::IkeSaInit
+            && h.flags.initiator
+            && !h.flags.response
+            && h.spi_r == 0
+            && h.message_id == 0;
+        if !is_sa_init_request || !self.serves(local) {
+            return;
+        }
+        let data = match e {
+            // RFC 7296 2.5: a lower major version is ignored.
+            WireError::UnsupportedVersion { major } if major < 2 => return,
+            WireError::UnsupportedCriticalPayload { payload_type } => vec![payload_type],
+            _ => Vec::new(),
+        };
+        self.stateless_reply(local, remote, h.spi_i, e.notify_type(), data);
+    }
+
+    fn serves(&self, local: SocketAddr) -> bool {
+        self.tunnels
+            .iter()
+            .any(|t| IpAddr::V4(t.local) == local.ip())
+    }
+
+    fn stateless_reply(
+        &mut self,
+        local: SocketAddr,
+        remote: SocketAddr,
+        spi_i: u64,
+        notify_type: u16,
+        data: Vec<u8>,
+    ) {
+        let h = Header {
+            spi_i,
+            spi_r: 0,
+            next_payload: 0,
+            major: 2,
+            minor: 0,
+            exchange: ExchangeType::IkeSaInit,
+            flags: Flags {
+                initiator: false,
+                version: false,
+                response: true,
+            },
+            message_id: 0,
+            length: 0,
+        };
+        let payloads = [notify_payload(notify_type, data)];
+        if self.opts.log_messages {
+            self.out.log(
+                None,
+                format!("sent {} to {remote}", summarize(&h, &payloads)),
+            );
+        }
+        let payload = Message::emit_plain(&h, &payloads);
+        self.out.transmit(local, remote, payload);
+    }
+
+    /// RFC 7296 2.6: Cookie = VersionIDofSecret | Hash(Ni | IPi | SPIi | secret).
+    fn cookie(&self, ni: &[u8], remote: SocketAddr, spi_i: u64) -> Vec<u8> {
+        let mut input = Vec::with_capacity(ni.len() + 16 + 8);
+        input.extend_from_slice(ni);
+        match remote.ip() {
+            IpAddr::V4(a) => input.extend_from_slice(&a.octets()),
+            IpAddr::V6(a) => input.extend_from_slice(&a.octets()),
+        }
+        input.extend_from_slice(&spi_i.to_be_bytes());
+        let mac = prf(PrfId::HmacSha2_256, &self.cookie_secret, &input);
+        let mut cookie = vec![0u8];
+        cookie.extend_from_slice(&mac.as_bytes()[..16]);
+        cookie
+    }
+
+    fn handle_sa_init_request(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        datagram: &[u8],
+        msg: &Message,
+    ) {
+        let h = &msg.header;
+        if !h.flags.initiator || h.message_id != 0 {
+            return;
+        }
+        if self.opts.log_messages {
+            self.out
+                .log(None, format!("received {} from {remote}", msg.summary()));
+        }
+        // A retransmission goes to its SA, which re-sends its response.
+        if let Some(&id) = self.by_peer_spi.get(&(remote, h.spi_i)) {
+            if let Some(sa) = self.sas.get_mut(&id) {
+                let mut ctx = ctx!(self, now);
+                sa.handle_message(&mut ctx, local, remote, datagram, msg);
+                self.after(now, id);
+            }
+            return;
+        }
+        // The policy is chosen by the address the request arrived on.
+        let local_ip = local.ip();
+        let remote_v4 = match remote.ip() {
+            IpAddr::V4(a) => Some(a),
+            IpAddr::V6(_) => None,
+        };
+        let candidates: Vec<usize> = (0..self.tunnels.len())
+            .filter(|&i| IpAddr::V4(self.tunnels[i].local) == local_ip)
+            .collect();
+        let Some(&first) = candidates.first() else {
+            self.stateless_reply(
+                local,
+                remote,
+                h.spi_i,
+                notify::NO_PROPOSAL_CHOSEN,
+                Vec::new(),
+            );
+            return;
+        };
+        let tunnel = candidates
+            .iter()
+            .copied()
+            .find(|&i| remote_v4.is_some_and(|a| self.tunnels[i].peer_range.contains(a)))
+            .unwrap_or(first);
+        let p = &msg.payloads;
+        let sa_payload = p.iter().find_map(|x| {
+            if let Payload::Sa(s) = x {
+                Some(s)
+            } else {
+                None
+            }
+        });
+        let ke = p.iter().find_map(|x| {
+            if let Payload::Ke(k) = x {
+                Some(k)
+            } else {
+                None
+            }
+        });
+        let ni = p.iter().find_map(|x| {
+            if let Payload::Nonce(n) = x {
+                Some(n)
+            } else {
+                None
+            }
+        });
+        let (Some(sa_payload), Some(ke), Some(ni)) = (sa_payload, ke, ni) else {
+            self.stateless_reply(local, remote, h.spi_i, notify::INVALID_SYNTAX, Vec::new());
+            return;
+        };
+        if !(crate::wire::NONCE_MIN_LEN..=crate::wire::NONCE_MAX_LEN).contains(&ni.len()) {
+            self.stateless_reply(local, remote, h.spi_i, notify::INVALID_SYNTAX, Vec::new());
+            return;
+        }
+        let half_open = self.sas.values().filter(|s| s.is_half_open()).count();
+        if half_open >= self.opts.max_half_open {
+            return;
+        }
+        if self.opts.cookie_threshold.is_some_and(|t| half_open >= t) {
+            // RFC 7296 2.6: under load, only requests that prove the
+            // initiator receives at its address create state.
+            let expected = self.cookie(ni, remote, h.spi_i);
+            let presented = match p.first() {
+                Some(Payload::Notify(n)) if n.notify_type == notify::COOKIE => {
+                    Some(n.data.as_slice())
+                }
+                _ => None,
+            };
+            if presented != Some(expected.as_slice()) {
+                self.stateless_reply(local, remote, h.spi_i, notify::COOKIE, expected);
+                return;
+            }
+        }
+        let t = &self.tunnels[tunnel];
+        let (reply, algorithms) = match proposal::choose_ike(sa_payload, &t.ike_proposals, ke.group)
+        {
+            IkeChoice::Chosen { reply, algorithms } => (reply, algorithms),
+            IkeChoice::WrongGroup(g) => {
+                // RFC 7296 1.2: INVALID_KE_PAYLOAD carries the group we want.
+                self.stateless_reply(
+                    local,
+                    remote,
+                    h.spi_i,
+                    notify::INVALID_KE_PAYLOAD,
+                    g.iana().to_be_bytes().to_vec(),
+                );
+                return;
+            }
+            IkeChoice::Nothing => {
+                let reason = FailureReason::NoProposalChosen {
+                    sa: SaKind::Ike,
+                    ours: proposal::describe_ike_config(&t.ike_proposals),
+                    theirs: Some(proposal::describe_offer(sa_payload)),
+                };
+                let id = t.id;
+                self.stateless_reply(
+                    local,
+                    remote,
+                    h.spi_i,
+                    notify::NO_PROPOSAL_CHOSEN,
+                    Vec::new(),
+                );
+                self.out
+                    .events
+                    .push_back(Event::NegotiationFailed { tunnel: id, reason });
+                return;
+            }
+        };
+        let spi_r = self.alloc_ike_spi();
+        let id = self.alloc_id();
+        let mut ctx = ctx!(self, now);
+        let req = SaInitRequest { ke, ni };
+        match IkeSa::respond_sa_init(
+            &mut ctx, id, tunnel, spi_r, local, remote, msg, datagram, req, reply, algorithms,
+        ) {
+            Ok(sa) => {
+                self.by_spi.insert(spi_r, id);
+                self.by_peer_spi.insert((remote, h.spi_i), id);
+                self.peer_key_of.insert(id, (remote, h.spi_i));
+                self.sas.insert(id, sa);
+            }
+            Err((n, reason)) => {
+                let tunnel_id = self.tunnels[tunnel].id;
+                self.stateless_reply(local, remote, h.spi_i, n, Vec::new());
+                self.out.events.push_back(Event::NegotiationFailed {
+                    tunnel: tunnel_id,
+                    reason,
+                });
+            }
+        }
+    }
+
+    /// Bookkeeping after an SA handled something: INITIAL_CONTACT, removal.
+    fn after(&mut self, now: Instant, id: IkeSaId) {
+        let Some(sa) = self.sas.get_mut(&id) else {
+            return;
+        };
+        if std::mem::take(&mut sa.initial_contact_received) {
+            // RFC 7296 2.4: the peer has no other IKE SA with us. Only SAs
+            // that were already up when this one started are stale; an SA
+            // negotiated in parallel (both ends initiating) is not.
+            let (tunnel, created) = (sa.tunnel, sa.created);
+            let stale: Vec<IkeSaId> = self
+                .sas
+                .iter()
+                .filter(|(other, s)| {
+                    **other != id
+                        && s.tunnel == tunnel
+                        && s.is_established()
+                        && s.established_at.is_some_and(|t| t < created)
+                })
+                .map(|(other, _)| *other)
+                .collect();
+            for other in stale {
+                if let Some(s) = self.sas.get_mut(&other) {
+                    let mut ctx = ctx!(self, now);
+                    s.drop_silently(&mut ctx, crate::event::DownReason::InitialContact);
+                }
+                self.reap_one(now, other);
+            }
+        }
+        self.reap_one(now, id);
+    }
+
+    fn reap_one(&mut self, now: Instant, id: IkeSaId) {
+        let gone = self.sas.get(&id).is_some_and(|s| s.is_gone(now));
+        if !gone {
+            return;
+        }
+        if let Some(sa) = self.sas.remove(&id) {
+            let our_spi = match sa.role {
+                Role::Initiator => sa.spi_i,
+                Role::Responder => sa.spi_r,
+            };
+            self.by_spi.remove(&our_spi);
+            for spi in sa.child_spis_in() {
+                self.child_spis.remove(&spi);
+            }
+        }
+        if let Some(key) = self.peer_key_of.remove(&id) {
+            self.by_peer_spi.remove(&key);
+        }
+    }
+
+    /// Runs every timer due at `now`: retransmissions, give-ups, half-open
+    /// expiry, the end of an error grace period.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let due: Vec<IkeSaId> = self
+            .sas
+            .iter()
+            .filter(|(_, s)| s.next_deadline().is_some_and(|d| d <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            if let Some(sa) = self.sas.get_mut(&id) {
+                let mut ctx = ctx!(self, now);
+                sa.handle_timeout(&mut ctx);
+            }
+            self.after(now, id);
+        }
+    }
+
+    /// When `handle_timeout` should next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.sas.values().filter_map(IkeSa::next_deadline).min()
+    }
+
+    /// The next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.out.transmits.pop_front()
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.out.events.pop_front()
+    }
+
+    /// The next log line (see [`EndpointOptions::log_messages`]).
+    pub fn poll_log(&mut self) -> Option<LogLine> {
+        self.out.log.pop_front()
+    }
+
+    /// Deletes an IKE SA and its Child SAs: the Down events come at once,
+    /// the INFORMATIONAL DELETE is retransmitted until answered.
+    pub fn delete_ike_sa(&mut self, now: Instant, id: IkeSaId) {
+        self.request(now, id, Request::DeleteIke);
+    }
+
+    /// Deletes one Child SA by its inbound SPI.
+    pub fn delete_child_sa(&mut self, now: Instant, id: IkeSaId, spi_in: u32) {
+        self.request(now, id, Request::DeleteChild { spi_in });
+    }
+
+    /// Sends an empty INFORMATIONAL request; the answer gives
+    /// [`Event::PeerAlive`], silence ends in [`Event::IkeSaDown`].
+    pub fn send_liveness_check(&mut self, now: Instant, id: IkeSaId) {
+        self.request(now, id, Request::Liveness);
+    }
+
+    fn request(&mut self, now: Instant, id: IkeSaId, req: Request) {
+        if let Some(sa) = self.sas.get_mut(&id) {
+            let mut ctx = ctx!(self, now);
+            sa.request(&mut ctx, req);
+        }
+        self.after(now, id);
+    }
+
+    /// Every IKE SA, for `show ikev2 session [detail]`.
+    pub fn sessions(&self) -> Vec<SessionInfo> {
+        self.sas
+            .values()
+            .filter_map(|sa| sa.session(&self.tunnels))
+            .collect()
+    }
+
+    /// How many IKE SAs (in any state) this endpoint holds.
+    pub fn ike_sa_count(&self) -> usize {
+        self.sas.len()
+    }
+
+    /// The IKE SA keys (SK_d, SK_a*, SK_e*, SK_p*), so that tests can check
+    /// both ends derived the same. Not for the daemon.
+    #[doc(hidden)]
+    pub fn ike_keys_for_tests(&self, id: IkeSaId) -> Option<&IkeKeys> {
+        self.sas.get(&id)?.ike_keys()
+    }
+}

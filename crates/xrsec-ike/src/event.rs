@@ -1,0 +1,308 @@
+//! What the negotiator tells the daemon: SAs up and down, negotiations that
+//! failed and why, and the status rows of `show ikev2 session`.
+//!
+//! Invariants: no event and no `Debug` output carries a key or a pre-shared
+//! key (keys are [`EspKeys`], which print their lengths only); every failure
+//! reason displays as a sentence a network engineer can act on.
+
+use core::fmt;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use xrsec_crypto::{EspKeys, EspSuite, Role};
+
+use crate::config::{Identity, TunnelId};
+use crate::natd::NatStatus;
+use crate::proposal::IkeAlgorithms;
+use crate::wire::TrafficSelector;
+
+/// An IKE SA of this endpoint, stable for its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct IkeSaId(pub u64);
+
+impl fmt::Display for IkeSaId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Something the daemon acts on. Poll with [`crate::Endpoint::poll_event`]
+/// after every `handle_*`, `initiate` or `delete_*` call.
+#[derive(Debug)]
+#[non_exhaustive]
+// ChildSa is large and events are rare: boxing buys nothing.
+#[allow(clippy::large_enum_variant)]
+pub enum Event {
+    /// An IKE SA was authenticated.
+    IkeSaUp {
+        id: IkeSaId,
+        tunnel: TunnelId,
+        info: IkeSaInfo,
+    },
+    /// A Child SA pair is ready: install it in the dataplane.
+    ChildSaUp(ChildSa),
+    /// A Child SA is gone: remove it from the dataplane.
+    ChildSaDown {
+        id: IkeSaId,
+        tunnel: TunnelId,
+        spi_in: u32,
+        spi_out: u32,
+        reason: DownReason,
+    },
+    /// An established IKE SA is gone (its Child SAs got their own events
+    /// first).
+    IkeSaDown {
+        id: IkeSaId,
+        tunnel: TunnelId,
+        reason: DownReason,
+    },
+    /// A negotiation (of an IKE SA, or of the Child SA inside IKE_AUTH) did
+    /// not succeed.
+    NegotiationFailed {
+        tunnel: TunnelId,
+        reason: FailureReason,
+    },
+    /// The peer answered a liveness check.
+    PeerAlive { id: IkeSaId, tunnel: TunnelId },
+    /// The peer's address or port changed (NAT rebinding, RFC 7296 2.23):
+    /// move the Child SAs' ESP-in-UDP destination.
+    PeerAddressChanged {
+        id: IkeSaId,
+        tunnel: TunnelId,
+        local: SocketAddr,
+        remote: SocketAddr,
+    },
+}
+
+/// A negotiated IKE SA, as reported in [`Event::IkeSaUp`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IkeSaInfo {
+    pub role: Role,
+    pub spi_i: u64,
+    pub spi_r: u64,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    pub algorithms: IkeAlgorithms,
+    pub local_identity: Identity,
+    pub remote_identity: Identity,
+    pub nat: NatStatus,
+    pub lifetime: Duration,
+}
+
+/// One Child SA pair: everything the dataplane needs.
+#[derive(Clone, Debug)]
+pub struct ChildSa {
+    pub tunnel: TunnelId,
+    pub ike_sa: IkeSaId,
+    /// Our role in the exchange that created it.
+    pub role: Role,
+    /// The SPI the peer puts in packets to us (we chose it).
+    pub spi_in: u32,
+    /// The SPI we put in packets to the peer (it chose it).
+    pub spi_out: u32,
+    pub suite: EspSuite,
+    pub keys_in: EspKeys,
+    pub keys_out: EspKeys,
+    /// Extended sequence numbers.
+    pub esn: bool,
+    /// Our side's traffic selectors.
+    pub local_ts: Vec<TrafficSelector>,
+    /// The peer's side's traffic selectors.
+    pub remote_ts: Vec<TrafficSelector>,
+    pub lifetime: Duration,
+    pub lifetime_kilobytes: Option<u64>,
+    pub replay_window: u32,
+    /// Our address and port for ESP in UDP (the IKE SA's).
+    pub local: SocketAddr,
+    /// The peer's address and port.
+    pub remote: SocketAddr,
+    /// NAT-T: ESP travels in UDP on port 4500 (RFC 3948).
+    pub udp_encap: bool,
+}
+
+/// Why an SA went down.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DownReason {
+    /// We deleted it (`delete_ike_sa`, `delete_child_sa`).
+    LocalDelete,
+    /// The peer sent an INFORMATIONAL DELETE.
+    PeerDelete,
+    /// Our request went unanswered.
+    NoResponse { exchange: &'static str, tries: u32 },
+    /// The peer negotiated a new IKE SA with INITIAL_CONTACT (RFC 7296 2.4):
+    /// it has forgotten this one (e.g. it restarted).
+    InitialContact,
+    /// The peer rejected our authentication after we accepted its own.
+    PeerAuthenticationFailed,
+}
+
+impl fmt::Display for DownReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::LocalDelete => f.write_str("deleted locally"),
+            Self::PeerDelete => f.write_str("deleted by the peer"),
+            Self::NoResponse { exchange, tries } => write!(
+                f,
+                "the peer did not answer our {exchange} request ({tries} transmissions)"
+            ),
+            Self::InitialContact => f.write_str(
+                "the peer started a new IKE SA with INITIAL_CONTACT (it restarted or lost its state)",
+            ),
+            Self::PeerAuthenticationFailed => f.write_str(
+                "the peer rejected our authentication: check the pre-shared key and `match identity remote` on the peer",
+            ),
+        }
+    }
+}
+
+/// Which SA a negotiation failure is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SaKind {
+    /// The IKE SA (IKE_SA_INIT proposals).
+    Ike,
+    /// The Child SA (ESP proposals in IKE_AUTH).
+    Child,
+}
+
+impl fmt::Display for SaKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Ike => "IKE",
+            Self::Child => "ESP",
+        })
+    }
+}
+
+/// Why a negotiation failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FailureReason {
+    /// No proposal in common. `theirs` is the peer's offer when we were the
+    /// responder; an initiator only learns that its offer was refused.
+    NoProposalChosen {
+        sa: SaKind,
+        ours: String,
+        theirs: Option<String>,
+    },
+    /// The peer's AUTH did not verify, or the peer refused ours.
+    AuthenticationFailed { detail: String },
+    /// The peer authenticated as an identity our profile does not accept.
+    IdentityMismatch { got: String, expected: String },
+    /// The peer answered with an error notify not covered above.
+    PeerNotify {
+        notify_type: u16,
+        name: &'static str,
+    },
+    /// No traffic selectors in common.
+    TsUnacceptable { detail: String },
+    /// A message was malformed or lacked a required payload.
+    InvalidSyntax { detail: String },
+    /// Our request went unanswered after every retransmission.
+    NoResponse { exchange: &'static str, tries: u32 },
+    /// The peer asked for a DH group we do not offer, or asked twice.
+    InvalidKePayload { requested: u16 },
+    /// The responder's choice is not something we offered.
+    InvalidProposalReply { detail: &'static str },
+    /// The peer's key exchange value is unusable.
+    KeyExchange { detail: String },
+    /// We answered the peer's IKE_SA_INIT but its IKE_AUTH never came.
+    HalfOpenTimeout { peer: SocketAddr },
+}
+
+impl fmt::Display for FailureReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NoProposalChosen {
+                sa,
+                ours,
+                theirs: Some(theirs),
+            } => write!(
+                f,
+                "no {sa} proposal in common: peer offered {theirs}; we accept {ours}"
+            ),
+            Self::NoProposalChosen {
+                sa,
+                ours,
+                theirs: None,
+            } => write!(
+                f,
+                "the peer accepted none of our {sa} proposals (NO_PROPOSAL_CHOSEN); we offered {ours}"
+            ),
+            Self::AuthenticationFailed { detail } => {
+                write!(f, "authentication failed: {detail}")
+            }
+            Self::IdentityMismatch { got, expected } => write!(
+                f,
+                "the peer identified as {got}, but `match identity remote` accepts only {expected}"
+            ),
+            Self::PeerNotify { notify_type, name } => {
+                write!(f, "the peer answered with error {name} ({notify_type})")
+            }
+            Self::TsUnacceptable { detail } => {
+                write!(f, "no traffic selectors in common (TS_UNACCEPTABLE): {detail}")
+            }
+            Self::InvalidSyntax { detail } => write!(f, "malformed message: {detail}"),
+            Self::NoResponse { exchange, tries } => write!(
+                f,
+                "no response to {exchange} after {tries} transmissions: is the peer up and UDP 500/4500 open?"
+            ),
+            Self::InvalidKePayload { requested } => write!(
+                f,
+                "the peer requires DH group {requested}, which no proposal of ours lists"
+            ),
+            Self::InvalidProposalReply { detail } => {
+                write!(f, "the peer's proposal choice is invalid: {detail}")
+            }
+            Self::KeyExchange { detail } => write!(f, "key exchange failed: {detail}"),
+            Self::HalfOpenTimeout { peer } => write!(
+                f,
+                "{peer} started IKE_SA_INIT but never sent IKE_AUTH (half-open SA timed out)"
+            ),
+        }
+    }
+}
+
+/// A Child SA in a status row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChildInfo {
+    pub spi_in: u32,
+    pub spi_out: u32,
+    pub suite: EspSuite,
+    /// The suite's name as `show` prints it ("AES-CBC-256/HMAC-SHA-256-128").
+    pub suite_name: String,
+    pub local_ts: Vec<TrafficSelector>,
+    pub remote_ts: Vec<TrafficSelector>,
+    pub udp_encap: bool,
+}
+
+/// One row of `show ikev2 session [detail]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionInfo {
+    pub id: IkeSaId,
+    pub tunnel: TunnelId,
+    pub tunnel_name: String,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    pub role: Role,
+    /// "READY", "CONNECTING" or "DELETING".
+    pub state: &'static str,
+    /// Known once IKE_SA_INIT completed.
+    pub algorithms: Option<IkeAlgorithms>,
+    /// Encryption, PRF, integrity and DH names for `show` ("-" until known).
+    pub encr_name: &'static str,
+    pub prf_name: &'static str,
+    pub integ_name: &'static str,
+    pub dh_name: &'static str,
+    /// "PSK".
+    pub local_auth: &'static str,
+    pub remote_auth: &'static str,
+    pub lifetime: Duration,
+    pub established_at: Option<Instant>,
+    pub spi_i: u64,
+    pub spi_r: u64,
+    pub local_identity: Identity,
+    pub remote_identity: Option<Identity>,
+    pub nat: NatStatus,
+    pub children: Vec<ChildInfo>,
+}

@@ -1,0 +1,2333 @@
+//! One IKE SA: its state machine (RFC 7296 1.2-1.4, 2.1-2.2), its message ID
+//! windows, retransmissions and response cache.
+//!
+//! The state is named after what it waits for ([`State`]) and is taken by
+//! value on every message, so a handler either returns the next state or the
+//! one it started from: an impossible transition does not compile.
+//!
+//! Invariants:
+//! - nothing received changes an SA before it is authenticated: encrypted
+//!   messages whose integrity check fails are dropped without a trace, and
+//!   errors in the unauthenticated IKE_SA_INIT response only end the
+//!   negotiation after a grace period in which a genuine answer still wins
+//!   (RFC 7296 2.21.1);
+//! - a request is processed once: its response is cached and re-sent for an
+//!   identical retransmission (RFC 7296 2.1), any other message ID is dropped
+//!   (window size 1, RFC 7296 2.3);
+//! - at most one request of ours is in flight; later ones wait in a queue.
+
+use std::collections::VecDeque;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use rand_core::CryptoRngCore;
+use xrsec_crypto::{
+    derive_child_keys, derive_ike_keys, skeyseed, DhPrivate, EspSuite, IkeCrypto, IkeKeys, Role,
+};
+
+use crate::auth::{psk_auth, verify_psk_auth, SignedOctets, SHARED_KEY_MIC};
+use crate::config::{Identity, TunnelConfig};
+use crate::endpoint::{EndpointOptions, Outbox};
+use crate::event::{
+    ChildInfo, ChildSa, DownReason, Event, FailureReason, IkeSaId, IkeSaInfo, SaKind, SessionInfo,
+};
+use crate::natd::{self, NatStatus};
+use crate::proposal::{self, IkeAlgorithms};
+use crate::wire::{
+    self, notify, AuthPayload, DeletePayload, ExchangeType, Flags, Header, IdPayload, IdType,
+    KePayload, Message, NotifyPayload, Payload, SaPayload, TrafficSelector, TsPayload,
+};
+
+/// Protocol IDs in Delete payloads (RFC 7296 3.11).
+const PROTO_IKE: u8 = 1;
+const PROTO_ESP: u8 = 3;
+/// Our nonces: 32 bytes, at least half the key size of every PRF we have
+/// (RFC 7296 2.10).
+pub(crate) const NONCE_LEN: usize = 32;
+
+/// What a handler can reach besides its own SA.
+pub(crate) struct Ctx<'a, R> {
+    pub now: Instant,
+    pub rng: &'a mut R,
+    pub opts: &'a EndpointOptions,
+    pub tunnels: &'a [TunnelConfig],
+    pub out: &'a mut Outbox,
+    pub child_spis: &'a mut std::collections::HashSet<u32>,
+}
+
+impl<R: CryptoRngCore> Ctx<'_, R> {
+    /// A random inbound ESP SPI, unique among ours, outside 1..=255 (reserved
+    /// by IANA, RFC 4303 2.1) and never 0.
+    pub fn alloc_child_spi(&mut self) -> u32 {
+        loop {
+            let spi = self.rng.next_u32();
+            if spi > 255 && self.child_spis.insert(spi) {
+                return spi;
+            }
+        }
+    }
+
+    pub fn nonce(&mut self) -> Vec<u8> {
+        let mut n = vec![0u8; NONCE_LEN];
+        self.rng.fill_bytes(&mut n);
+        n
+    }
+}
+
+impl<R> Ctx<'_, R> {
+    /// Records a line for [`crate::Endpoint::poll_log`] (bounded; the
+    /// oldest lines go first when nobody polls).
+    pub fn log(&mut self, id: Option<IkeSaId>, text: impl FnOnce() -> String) {
+        if self.opts.log_messages {
+            self.out.log(id, text());
+        }
+    }
+
+    fn send(&mut self, local: SocketAddr, remote: SocketAddr, payload: Vec<u8>) {
+        self.out.transmit(local, remote, payload);
+    }
+
+    fn event(&mut self, e: Event) {
+        self.out.events.push_back(e);
+    }
+}
+
+/// The keys and SK payload protection of an IKE SA.
+pub(crate) struct Keyed {
+    pub algs: IkeAlgorithms,
+    pub keys: IkeKeys,
+    send: IkeCrypto,
+    recv: IkeCrypto,
+}
+
+/// How an encrypted message fared.
+enum Opened {
+    /// No SK payload, or one we cannot open: drop silently.
+    Drop,
+    /// Integrity verified, but the inner chain does not parse.
+    Malformed(wire::WireError),
+    Payloads(Vec<Payload>),
+}
+
+impl Keyed {
+    fn new(algs: IkeAlgorithms, keys: IkeKeys, role: Role) -> Option<Self> {
+        let (send, recv) = IkeCrypto::pair(&keys, algs.encr, algs.integ, role).ok()?;
+        Some(Self {
+            algs,
+            keys,
+            send,
+            recv,
+        })
+    }
+
+    fn seal(
+        &mut self,
+        rng: &mut impl CryptoRngCore,
+        header: &Header,
+        payloads: &[Payload],
+    ) -> Option<Vec<u8>> {
+        let mut plain = Vec::new();
+        let first = wire::emit_payloads(payloads, &mut plain);
+        let sealed_len = self.send.sealed_len(plain.len());
+        let mut out = wire::emit_encrypted_prefix(header, first, sealed_len);
+        let sealed = self.send.seal(rng, &out, &plain).ok()?;
+        out.extend_from_slice(&sealed);
+        Some(out)
+    }
+
+    fn open(&self, datagram: &[u8], msg: &Message) -> Opened {
+        let Some(enc) = msg.encrypted else {
+            return Opened::Drop;
+        };
+        // RFC 7383 fragments are a later issue: never reassembled here.
+        if enc.fragment.is_some() {
+            return Opened::Drop;
+        }
+        // RFC 7296 2.21.2 / 3.14: a message whose ICV does not verify is
+        // discarded, with no answer and no change of state.
+        match self.recv.open(enc.aad(datagram), enc.sealed(datagram)) {
+            Err(_) => Opened::Drop,
+            Ok(plain) => match wire::parse_payloads(enc.first_inner, &plain) {
+                Ok(p) => Opened::Payloads(p),
+                Err(e) => Opened::Malformed(e),
+            },
+        }
+    }
+}
+
+/// Seals a message of `id`, logging its summary (never its contents).
+fn seal_logged<R: CryptoRngCore>(
+    ctx: &mut Ctx<'_, R>,
+    id: IkeSaId,
+    keyed: &mut Keyed,
+    header: &Header,
+    payloads: &[Payload],
+) -> Option<Vec<u8>> {
+    ctx.log(Some(id), || {
+        format!("sent {}", wire::summarize(header, payloads))
+    });
+    keyed.seal(ctx.rng, header, payloads)
+}
+
+/// Opens a message of `id`, logging what it held or why it was dropped.
+fn open_logged<R>(
+    ctx: &mut Ctx<'_, R>,
+    id: IkeSaId,
+    keyed: &Keyed,
+    datagram: &[u8],
+    msg: &Message,
+) -> Opened {
+    let opened = keyed.open(datagram, msg);
+    match &opened {
+        Opened::Payloads(p) => {
+            ctx.log(Some(id), || {
+                format!("received {}", wire::summarize(&msg.header, p))
+            });
+        }
+        Opened::Malformed(e) => ctx.log(Some(id), || {
+            format!("received {}: inner payloads malformed: {e}", msg.summary())
+        }),
+        Opened::Drop => ctx.log(Some(id), || {
+            format!("dropped {}: integrity check failed", msg.summary())
+        }),
+    }
+    opened
+}
+
+/// A Child SA of an established IKE SA.
+#[derive(Clone, Debug)]
+pub(crate) struct Child {
+    pub spi_in: u32,
+    pub spi_out: u32,
+    pub suite: EspSuite,
+    pub local_ts: Vec<TrafficSelector>,
+    pub remote_ts: Vec<TrafficSelector>,
+    pub udp_encap: bool,
+}
+
+/// Initiator, IKE_SA_INIT sent.
+pub(crate) struct ExpectSaInitResponse {
+    dh: DhPrivate,
+    ni: Vec<u8>,
+    offer: SaPayload,
+    cookie: Option<Vec<u8>>,
+    cookie_tries: u8,
+    ke_retried: bool,
+    /// An unauthenticated error answer, acted on at the deadline unless a
+    /// real response arrives first (RFC 7296 2.21.1).
+    pending_error: Option<(Instant, FailureReason)>,
+}
+
+/// Initiator, IKE_AUTH sent.
+pub(crate) struct ExpectAuthResponse {
+    keyed: Keyed,
+    ni: Vec<u8>,
+    nr: Vec<u8>,
+    /// RealMessage2: the responder's IKE_SA_INIT response as received.
+    sa_init_response: Vec<u8>,
+    esp_offer: SaPayload,
+    child_spi: u32,
+}
+
+/// Responder, IKE_SA_INIT answered: half-open.
+pub(crate) struct ExpectAuthRequest {
+    keyed: Keyed,
+    ni: Vec<u8>,
+    nr: Vec<u8>,
+    /// RealMessage1: the initiator's IKE_SA_INIT request as received.
+    sa_init_request: Vec<u8>,
+    /// RealMessage2: our response as sent.
+    sa_init_response: Vec<u8>,
+}
+
+/// Both sides authenticated.
+pub(crate) struct Established {
+    keyed: Keyed,
+    remote_identity: Identity,
+    children: Vec<Child>,
+}
+
+pub(crate) enum State {
+    ExpectSaInitResponse(Box<ExpectSaInitResponse>),
+    ExpectAuthResponse(Box<ExpectAuthResponse>),
+    ExpectAuthRequest(Box<ExpectAuthRequest>),
+    Established(Box<Established>),
+    /// Our DELETE of the IKE SA is in flight; events were already given.
+    Deleting(Box<Established>),
+    /// Over. Kept only until `expires` to re-send a cached error response.
+    Closed,
+}
+
+/// A request of ours after IKE_AUTH.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Request {
+    Liveness,
+    DeleteIke,
+    DeleteChild { spi_in: u32 },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum InFlightKind {
+    SaInit,
+    Auth,
+    After(Request),
+}
+
+struct InFlight {
+    message_id: u32,
+    kind: InFlightKind,
+    datagram: Vec<u8>,
+    transmissions: u32,
+    next_at: Instant,
+    /// Retransmission stopped while an unauthenticated error is pending.
+    suspended: bool,
+}
+
+struct CachedResponse {
+    message_id: u32,
+    request: Vec<u8>,
+    response: Vec<u8>,
+}
+
+pub(crate) struct IkeSa {
+    pub id: IkeSaId,
+    /// Index into the endpoint's tunnels.
+    pub tunnel: usize,
+    pub role: Role,
+    pub spi_i: u64,
+    pub spi_r: u64,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    pub nat: NatStatus,
+    pub created: Instant,
+    pub established_at: Option<Instant>,
+    /// The peer sent INITIAL_CONTACT in IKE_AUTH; the endpoint acts on it.
+    pub initial_contact_received: bool,
+    /// Where the request being handled came from (local, remote).
+    request_from: Option<(SocketAddr, SocketAddr)>,
+    next_request_id: u32,
+    in_flight: Option<InFlight>,
+    queued: VecDeque<Request>,
+    next_peer_request_id: u32,
+    last_response: Option<CachedResponse>,
+    /// Half-open or closed SAs vanish at this time.
+    expires: Option<Instant>,
+    state: State,
+}
+
+fn header(
+    sa_spi_i: u64,
+    spi_r: u64,
+    exchange: ExchangeType,
+    role: Role,
+    response: bool,
+    message_id: u32,
+) -> Header {
+    Header {
+        spi_i: sa_spi_i,
+        spi_r,
+        next_payload: 0,
+        major: 2,
+        minor: 0,
+        exchange,
+        // RFC 7296 3.1: the Initiator bit is set by the original initiator in
+        // every message it sends; the Version bit is never set by us.
+        flags: Flags {
+            initiator: role == Role::Initiator,
+            version: false,
+            response,
+        },
+        message_id,
+        length: 0,
+    }
+}
+
+pub(crate) fn notify_payload(t: u16, data: Vec<u8>) -> Payload {
+    Payload::Notify(NotifyPayload::new(t, data))
+}
+
+pub(crate) fn notifies(payloads: &[Payload], t: u16) -> impl Iterator<Item = &NotifyPayload> {
+    payloads.iter().filter_map(move |p| match p {
+        Payload::Notify(n) if n.notify_type == t => Some(n),
+        _ => None,
+    })
+}
+
+fn has_notify(payloads: &[Payload], t: u16) -> bool {
+    notifies(payloads, t).next().is_some()
+}
+
+/// The first error notify in a message (RFC 7296 3.10.1: types below 16384).
+pub(crate) fn error_notify(payloads: &[Payload]) -> Option<u16> {
+    payloads.iter().find_map(|p| match p {
+        Payload::Notify(n) if notify::is_error(n.notify_type) => Some(n.notify_type),
+        _ => None,
+    })
+}
+
+pub(crate) fn id_payload(id: &Identity) -> IdPayload {
+    match id {
+        Identity::Ipv4(a) => IdPayload {
+            id_type: IdType::Ipv4Addr,
+            data: a.octets().to_vec(),
+        },
+        Identity::Fqdn(n) => IdPayload {
+            id_type: IdType::Fqdn,
+            data: n.as_bytes().to_vec(),
+        },
+        Identity::Other { id_type, data } => IdPayload {
+            id_type: IdType::from(*id_type),
+            data: data.clone(),
+        },
+    }
+}
+
+pub(crate) fn identity_of(id: &IdPayload) -> Identity {
+    match id.id_type {
+        IdType::Ipv4Addr => match <[u8; 4]>::try_from(id.data.as_slice()) {
+            Ok(b) => Identity::Ipv4(Ipv4Addr::from(b)),
+            Err(_) => Identity::Other {
+                id_type: 1,
+                data: id.data.clone(),
+            },
+        },
+        IdType::Fqdn => match std::str::from_utf8(&id.data) {
+            Ok(s) => Identity::Fqdn(s.to_string()),
+            Err(_) => Identity::Other {
+                id_type: 2,
+                data: id.data.clone(),
+            },
+        },
+        other => Identity::Other {
+            id_type: u8::from(other),
+            data: id.data.clone(),
+        },
+    }
+}
+
+/// The intersection of two selectors, if any (RFC 7296 2.9).
+fn intersect(a: &TrafficSelector, b: &TrafficSelector) -> Option<TrafficSelector> {
+    let (IpAddr::V4(a0), IpAddr::V4(a1), IpAddr::V4(b0), IpAddr::V4(b1)) =
+        (a.start, a.end, b.start, b.end)
+    else {
+        return None;
+    };
+    let start = u32::from(a0).max(u32::from(b0));
+    let end = u32::from(a1).min(u32::from(b1));
+    let ip_protocol = match (a.ip_protocol, b.ip_protocol) {
+        (0, p) | (p, 0) => p,
+        (p, q) if p == q => p,
+        _ => return None,
+    };
+    let start_port = a.start_port.max(b.start_port);
+    let end_port = a.end_port.min(b.end_port);
+    (start <= end && start_port <= end_port).then(|| TrafficSelector {
+        ip_protocol,
+        start_port,
+        end_port,
+        start: IpAddr::V4(Ipv4Addr::from(start)),
+        end: IpAddr::V4(Ipv4Addr::from(end)),
+    })
+}
+
+/// RFC 7296 2.9: the responder narrows the initiator's selectors to the
+/// subset its policy allows. Our policy for a tunnel interface is all IPv4
+/// traffic; IPv6 selectors have nothing in common with it.
+fn narrow(theirs: &[TrafficSelector], ours: &[TrafficSelector]) -> Vec<TrafficSelector> {
+    let mut out: Vec<TrafficSelector> = Vec::new();
+    for t in theirs {
+        for o in ours {
+            if let Some(x) = intersect(t, o) {
+                if !out.contains(&x) {
+                    out.push(x);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Our selectors for both sides of a tunnel interface: 0.0.0.0/0.
+fn vti_selectors() -> Vec<TrafficSelector> {
+    vec![TrafficSelector::ipv4_any()]
+}
+
+fn describe_ts(ts: &[TrafficSelector]) -> String {
+    let v: Vec<String> = ts
+        .iter()
+        .map(|t| {
+            format!(
+                "{}-{} proto {} ports {}-{}",
+                t.start, t.end, t.ip_protocol, t.start_port, t.end_port
+            )
+        })
+        .collect();
+    if v.is_empty() {
+        "none".into()
+    } else {
+        v.join(", ")
+    }
+}
+
+fn backoff(opts: &EndpointOptions, transmissions: u32) -> Duration {
+    // After the n-th transmission wait initial * 2^(n-1).
+    opts.retransmit_initial
+        .saturating_mul(1u32 << transmissions.saturating_sub(1).min(16))
+}
+
+fn exchange_name(kind: InFlightKind) -> &'static str {
+    match kind {
+        InFlightKind::SaInit => "IKE_SA_INIT",
+        InFlightKind::Auth => "IKE_AUTH",
+        InFlightKind::After(Request::Liveness) => "INFORMATIONAL (liveness)",
+        InFlightKind::After(_) => "INFORMATIONAL (delete)",
+    }
+}
+
+/// The parts of a received IKE_SA_INIT request the responder needs.
+pub(crate) struct SaInitRequest<'a> {
+    pub ke: &'a KePayload,
+    pub ni: &'a [u8],
+}
+
+impl IkeSa {
+    fn base(
+        id: IkeSaId,
+        tunnel: usize,
+        role: Role,
+        spi_i: u64,
+        local: SocketAddr,
+        remote: SocketAddr,
+        now: Instant,
+    ) -> Self {
+        Self {
+            id,
+            tunnel,
+            role,
+            spi_i,
+            spi_r: 0,
+            local,
+            remote,
+            nat: NatStatus::default(),
+            created: now,
+            established_at: None,
+            initial_contact_received: false,
+            request_from: None,
+            next_request_id: 0,
+            in_flight: None,
+            queued: VecDeque::new(),
+            next_peer_request_id: 0,
+            last_response: None,
+            expires: None,
+            state: State::Closed,
+        }
+    }
+
+    /// Starts an initiator: builds and sends IKE_SA_INIT.
+    pub(crate) fn initiate<R: CryptoRngCore>(
+        ctx: &mut Ctx<'_, R>,
+        id: IkeSaId,
+        tunnel: usize,
+        spi_i: u64,
+    ) -> Option<Self> {
+        let t = ctx.tunnels.get(tunnel)?;
+        let group = t.preferred_group()?;
+        let local = SocketAddr::new(IpAddr::V4(t.local), ctx.opts.ike_port);
+        let remote = SocketAddr::new(IpAddr::V4(t.remote), ctx.opts.ike_port);
+        let dh = DhPrivate::generate(group, ctx.rng);
+        let ni = ctx.nonce();
+        let offer = proposal::ike_offer(&t.ike_proposals);
+        let state = ExpectSaInitResponse {
+            dh,
+            ni,
+            offer,
+            cookie: None,
+            cookie_tries: 0,
+            ke_retried: false,
+            pending_error: None,
+        };
+        let mut sa = Self::base(id, tunnel, Role::Initiator, spi_i, local, remote, ctx.now);
+        sa.send_sa_init(ctx, &state);
+        sa.state = State::ExpectSaInitResponse(Box::new(state));
+        Some(sa)
+    }
+
+    fn send_sa_init<R: CryptoRngCore>(&mut self, ctx: &mut Ctx<'_, R>, s: &ExpectSaInitResponse) {
+        let mut payloads = Vec::new();
+        // RFC 7296 2.6: the COOKIE notify MUST be the first payload of the
+        // retried request, everything else unchanged.
+        if let Some(c) = &s.cookie {
+            payloads.push(notify_payload(notify::COOKIE, c.clone()));
+        }
+        payloads.push(Payload::Sa(s.offer.clone()));
+        payloads.push(Payload::Ke(KePayload {
+            group: s.dh.group().iana(),
+            data: s.dh.public_ke_data().to_vec(),
+        }));
+        payloads.push(Payload::Nonce(s.ni.clone()));
+        // RFC 7296 2.23: SPIr is zero in the request's NAT detection hashes.
+        payloads.push(notify_payload(
+            notify::NAT_DETECTION_SOURCE_IP,
+            natd::natd_hash(self.spi_i, 0, source_for_natd(ctx.opts, self.local)).to_vec(),
+        ));
+        payloads.push(notify_payload(
+            notify::NAT_DETECTION_DESTINATION_IP,
+            natd::natd_hash(self.spi_i, 0, self.remote).to_vec(),
+        ));
+        let h = header(
+            self.spi_i,
+            0,
+            ExchangeType::IkeSaInit,
+            Role::Initiator,
+            false,
+            0,
+        );
+        ctx.log(Some(self.id), || {
+            format!("sent {}", wire::summarize(&h, &payloads))
+        });
+        let datagram = Message::emit_plain(&h, &payloads);
+        self.start_request(ctx, 0, InFlightKind::SaInit, datagram);
+    }
+
+    fn start_request<R: CryptoRngCore>(
+        &mut self,
+        ctx: &mut Ctx<'_, R>,
+        message_id: u32,
+        kind: InFlightKind,
+        datagram: Vec<u8>,
+    ) {
+        ctx.send(self.local, self.remote, datagram.clone());
+        self.in_flight = Some(InFlight {
+            message_id,
+            kind,
+            datagram,
+            transmissions: 1,
+            next_at: ctx.now + backoff(ctx.opts, 1),
+            suspended: false,
+        });
+    }
+
+    /// Creates a half-open responder SA from an acceptable IKE_SA_INIT
+    /// request and sends the response. `Err` carries a notify to answer
+    /// statelessly instead (e.g. a bad KE value).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn respond_sa_init<R: CryptoRngCore>(
+        ctx: &mut Ctx<'_, R>,
+        id: IkeSaId,
+        tunnel: usize,
+        spi_r: u64,
+        local: SocketAddr,
+        remote: SocketAddr,
+        request: &Message,
+        datagram: &[u8],
+        req: SaInitRequest<'_>,
+        reply: wire::Proposal,
+        algs: IkeAlgorithms,
+    ) -> Result<Self, (u16, FailureReason)> {
+        let spi_i = request.header.spi_i;
+        let dh = DhPrivate::generate(algs.dh, ctx.rng);
+        // RFC 5903 9 / RFC 8031 2: the peer's value is validated by agree().
+        let shared = dh.agree(&req.ke.data).map_err(|e| {
+            (
+                notify::INVALID_SYNTAX,
+                FailureReason::KeyExchange {
+                    detail: e.to_string(),
+                },
+            )
+        })?;
+        let nr = ctx.nonce();
+        let skeyseed = skeyseed(algs.prf, req.ni, &nr, &shared);
+        let keys = derive_ike_keys(
+            algs.prf,
+            algs.encr,
+            algs.integ,
+            &skeyseed,
+            req.ni,
+            &nr,
+            &spi_i.to_be_bytes(),
+            &spi_r.to_be_bytes(),
+        );
+        let keyed = Keyed::new(algs, keys, Role::Responder).ok_or((
+            notify::NO_PROPOSAL_CHOSEN,
+            FailureReason::InvalidProposalReply {
+                detail: "unusable keys",
+            },
+        ))?;
+        let src: Vec<&[u8]> = notifies(&request.payloads, notify::NAT_DETECTION_SOURCE_IP)
+            .map(|n| n.data.as_slice())
+            .collect();
+        let dst: Vec<&[u8]> = notifies(&request.payloads, notify::NAT_DETECTION_DESTINATION_IP)
+            .map(|n| n.data.as_slice())
+            .collect();
+        let nat = natd::detect(spi_i, 0, &src, &dst, remote, local);
+        let mut payloads = vec![
+            Payload::Sa(SaPayload {
+                proposals: vec![reply],
+            }),
+            Payload::Ke(KePayload {
+                group: algs.dh.iana(),
+                data: dh.public_ke_data().to_vec(),
+            }),
+            Payload::Nonce(nr.clone()),
+        ];
+        // RFC 7296 2.23: NAT detection notifies are answered only when the
+        // request carried them.
+        if nat.is_some() {
+            payloads.push(notify_payload(
+                notify::NAT_DETECTION_SOURCE_IP,
+                natd::natd_hash(spi_i, spi_r, source_for_natd(ctx.opts, local)).to_vec(),
+            ));
+            payloads.push(notify_payload(
+                notify::NAT_DETECTION_DESTINATION_IP,
+                natd::natd_hash(spi_i, spi_r, remote).to_vec(),
+            ));
+        }
+        let h = header(
+            spi_i,
+            spi_r,
+            ExchangeType::IkeSaInit,
+            Role::Responder,
+            true,
+            0,
+        );
+        ctx.log(Some(id), || {
+            format!("sent {}", wire::summarize(&h, &payloads))
+        });
+        let response = Message::emit_plain(&h, &payloads);
+        let mut sa = Self::base(id, tunnel, Role::Responder, spi_i, local, remote, ctx.now);
+        sa.spi_r = spi_r;
+        sa.nat = nat.unwrap_or_default();
+        sa.expires = Some(ctx.now + ctx.opts.half_open_timeout);
+        sa.respond(ctx, 0, datagram, response.clone());
+        sa.state = State::ExpectAuthRequest(Box::new(ExpectAuthRequest {
+            keyed,
+            ni: req.ni.to_vec(),
+            nr,
+            sa_init_request: datagram.to_vec(),
+            sa_init_response: response,
+        }));
+        Ok(sa)
+    }
+
+    /// Sends (and caches) the response to request `message_id`.
+    fn respond<R: CryptoRngCore>(
+        &mut self,
+        ctx: &mut Ctx<'_, R>,
+        message_id: u32,
+        request: &[u8],
+        response: Vec<u8>,
+    ) {
+        // RFC 7296 2.11: a response goes to the address and port the
+        // request came from.
+        let (local, remote) = self.request_from.unwrap_or((self.local, self.remote));
+        ctx.send(local, remote, response.clone());
+        self.next_peer_request_id = message_id.wrapping_add(1);
+        self.last_response = Some(CachedResponse {
+            message_id,
+            request: request.to_vec(),
+            response,
+        });
+    }
+
+    fn tunnel<'t, R>(&self, ctx: &Ctx<'t, R>) -> &'t TunnelConfig {
+        &ctx.tunnels[self.tunnel]
+    }
+
+    fn tunnel_id<R>(&self, ctx: &Ctx<'_, R>) -> crate::config::TunnelId {
+        self.tunnel(ctx).id
+    }
+
+    /// Whether the SA is over and can be forgotten.
+    pub(crate) fn is_gone(&self, now: Instant) -> bool {
+        matches!(self.state, State::Closed) && self.expires.is_none_or(|e| now >= e)
+    }
+
+    pub(crate) fn is_half_open(&self) -> bool {
+        matches!(self.state, State::ExpectAuthRequest(_))
+    }
+
+    pub(crate) fn is_established(&self) -> bool {
+        matches!(self.state, State::Established(_))
+    }
+
+    /// Live (not closed) for duplicate-initiation checks.
+    pub(crate) fn is_active(&self) -> bool {
+        !matches!(self.state, State::Closed | State::Deleting(_))
+    }
+
+    pub(crate) fn child_spis_in(&self) -> Vec<u32> {
+        match &self.state {
+            State::Established(s) | State::Deleting(s) => {
+                s.children.iter().map(|c| c.spi_in).collect()
+            }
+            State::ExpectAuthResponse(s) => vec![s.child_spi],
+            _ => Vec::new(),
+        }
+    }
+
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        let mut d = self.expires;
+        let mut consider = |t: Instant| d = Some(d.map_or(t, |x: Instant| x.min(t)));
+        if let Some(f) = &self.in_flight {
+            if !f.suspended {
+                consider(f.next_at);
+            }
+        }
+        if let State::ExpectSaInitResponse(s) = &self.state {
+            if let Some((at, _)) = &s.pending_error {
+                consider(*at);
+            }
+        }
+        d
+    }
+
+    /// Closes the SA: it keeps only its cached response until `linger`.
+    fn close(&mut self, now: Instant, linger: Option<Duration>) -> State {
+        self.in_flight = None;
+        self.queued.clear();
+        self.expires = linger.map(|l| now + l);
+        State::Closed
+    }
+
+    fn fail<R>(&mut self, ctx: &mut Ctx<'_, R>, reason: FailureReason) -> State {
+        let tunnel = self.tunnel_id(ctx);
+        ctx.event(Event::NegotiationFailed { tunnel, reason });
+        self.close(ctx.now, None)
+    }
+
+    /// Events for an established SA going down: its Child SAs first.
+    fn down_events<R>(&self, ctx: &mut Ctx<'_, R>, est: &Established, reason: DownReason) {
+        let tunnel = self.tunnel_id(ctx);
+        for c in &est.children {
+            ctx.child_spis.remove(&c.spi_in);
+            ctx.event(Event::ChildSaDown {
+                id: self.id,
+                tunnel,
+                spi_in: c.spi_in,
+                spi_out: c.spi_out,
+                reason: reason.clone(),
+            });
+        }
+        ctx.event(Event::IkeSaDown {
+            id: self.id,
+            tunnel,
+            reason,
+        });
+    }
+
+    // ---- timers -------------------------------------------------------
+
+    pub(crate) fn handle_timeout<R: CryptoRngCore>(&mut self, ctx: &mut Ctx<'_, R>) {
+        let now = ctx.now;
+        let state = std::mem::replace(&mut self.state, State::Closed);
+        self.state = match state {
+            State::ExpectSaInitResponse(mut s) => match s.pending_error.take() {
+                Some((at, reason)) if now >= at => self.fail(ctx, reason),
+                pending => {
+                    s.pending_error = pending;
+                    self.retransmit(ctx, State::ExpectSaInitResponse(s))
+                }
+            },
+            State::ExpectAuthRequest(s) => {
+                if self.expires.is_some_and(|e| now >= e) {
+                    // RFC 7296 2.6 hints: half-open SAs time out.
+                    let peer = self.remote;
+                    self.fail(ctx, FailureReason::HalfOpenTimeout { peer })
+                } else {
+                    State::ExpectAuthRequest(s)
+                }
+            }
+            State::Closed => State::Closed,
+            other => self.retransmit(ctx, other),
+        };
+    }
+
+    fn retransmit<R: CryptoRngCore>(&mut self, ctx: &mut Ctx<'_, R>, state: State) -> State {
+        let now = ctx.now;
+        let Some(f) = self.in_flight.as_mut() else {
+            return state;
+        };
+        if f.suspended || now < f.next_at {
+            return state;
+        }
+        if f.transmissions >= ctx.opts.retransmit_limit {
+            let exchange = exchange_name(f.kind);
+            let tries = f.transmissions;
+            let kind = f.kind;
+            return match state {
+                State::Established(est) => {
+                    self.down_events(ctx, &est, DownReason::NoResponse { exchange, tries });
+                    self.close(now, None)
+                }
+                State::Deleting(_) => self.close(now, None),
+                _ => {
+                    let _ = kind;
+                    for spi in self.child_spis_in_state(&state) {
+                        ctx.child_spis.remove(&spi);
+                    }
+                    self.fail(ctx, FailureReason::NoResponse { exchange, tries })
+                }
+            };
+        }
+        // RFC 7296 2.1: retransmit the identical message, with back-off.
+        f.transmissions += 1;
+        f.next_at = now + backoff(ctx.opts, f.transmissions);
+        let datagram = f.datagram.clone();
+        ctx.send(self.local, self.remote, datagram);
+        state
+    }
+
+    fn child_spis_in_state(&self, state: &State) -> Vec<u32> {
+        match state {
+            State::ExpectAuthResponse(s) => vec![s.child_spi],
+            _ => Vec::new(),
+        }
+    }
+
+    // ---- messages -----------------------------------------------------
+
+    /// A datagram for this SA (SPIs already matched by the endpoint).
+    pub(crate) fn handle_message<R: CryptoRngCore>(
+        &mut self,
+        ctx: &mut Ctx<'_, R>,
+        local: SocketAddr,
+        remote: SocketAddr,
+        datagram: &[u8],
+        msg: &Message,
+    ) {
+        let h = &msg.header;
+        if !h.flags.response {
+            // RFC 7296 2.1: a retransmitted request gets the cached response
+            // again and is not processed a second time.
+            if let Some(c) = &self.last_response {
+                if c.message_id == h.message_id && c.request == datagram {
+                    ctx.send(local, remote, c.response.clone());
+                    return;
+                }
+            }
+            // RFC 7296 2.3: window size 1, only the next request is accepted.
+            if h.message_id != self.next_peer_request_id {
+                let expected = self.next_peer_request_id;
+                ctx.log(Some(self.id), || {
+                    format!(
+                        "ignored {}: message ID outside the window (expected {expected})",
+                        msg.summary()
+                    )
+                });
+                return;
+            }
+        } else {
+            match &self.in_flight {
+                Some(f) if f.message_id == h.message_id => {}
+                _ => {
+                    ctx.log(Some(self.id), || {
+                        format!("ignored {}: no such request outstanding", msg.summary())
+                    });
+                    return;
+                }
+            }
+        }
+        self.request_from = Some((local, remote));
+        let state = std::mem::replace(&mut self.state, State::Closed);
+        let response = h.flags.response;
+        self.state = match state {
+            State::ExpectSaInitResponse(s) if response && h.exchange == ExchangeType::IkeSaInit => {
+                ctx.log(Some(self.id), || format!("received {}", msg.summary()));
+                self.on_sa_init_response(ctx, *s, local, remote, datagram, msg)
+            }
+            State::ExpectAuthResponse(s) if response && h.exchange == ExchangeType::IkeAuth => {
+                self.on_auth_response(ctx, s, local, remote, datagram, msg)
+            }
+            State::ExpectAuthRequest(s) if !response && h.exchange == ExchangeType::IkeAuth => {
+                self.on_auth_request(ctx, s, local, remote, datagram, msg)
+            }
+            State::Established(s) if !response => {
+                self.on_request(ctx, s, local, remote, datagram, msg)
+            }
+            State::Established(s) => self.on_response(ctx, s, local, remote, datagram, msg),
+            State::Deleting(mut s) if response => {
+                match open_logged(ctx, self.id, &s.keyed, datagram, msg) {
+                    Opened::Payloads(_) | Opened::Malformed(_) => {
+                        let answered = self.in_flight.take();
+                        if answered
+                            .is_some_and(|f| f.kind == InFlightKind::After(Request::DeleteIke))
+                        {
+                            self.close(ctx.now, None)
+                        } else {
+                            // An earlier request answered: now the DELETE goes.
+                            self.next_request_id = self.next_request_id.wrapping_add(1);
+                            self.start_next_request(ctx, &mut s);
+                            State::Deleting(s)
+                        }
+                    }
+                    Opened::Drop => State::Deleting(s),
+                }
+            }
+            State::Deleting(mut s) => {
+                // A request crossing our DELETE: answer it empty. If it is
+                // the peer's own DELETE of this IKE SA, both ends agree the
+                // SA is gone: stop retransmitting ours (RFC 7296 2.25.2
+                // treats crossing deletes the same way for Child SAs).
+                let mut peer_deletes = false;
+                if let Opened::Payloads(p) = open_logged(ctx, self.id, &s.keyed, datagram, msg) {
+                    let h2 = header(
+                        self.spi_i,
+                        self.spi_r,
+                        h.exchange,
+                        self.role,
+                        true,
+                        h.message_id,
+                    );
+                    if let Some(resp) = seal_logged(ctx, self.id, &mut s.keyed, &h2, &[]) {
+                        self.respond(ctx, h.message_id, datagram, resp);
+                    }
+                    peer_deletes = p
+                        .iter()
+                        .any(|x| matches!(x, Payload::Delete(d) if d.protocol == PROTO_IKE));
+                }
+                if peer_deletes {
+                    let linger = ctx.opts.half_open_timeout;
+                    self.close(ctx.now, Some(linger))
+                } else {
+                    State::Deleting(s)
+                }
+            }
+            other => other,
+        };
+    }
+
+    fn on_sa_init_response<R: CryptoRngCore>(
+        &mut self,
+        ctx: &mut Ctx<'_, R>,
+        mut s: ExpectSaInitResponse,
+        local: SocketAddr,
+        remote: SocketAddr,
+        datagram: &[u8],
+        msg: &Message,
+    ) -> State {
+        let p = &msg.payloads;
+        // RFC 7296 2.6: answer a COOKIE request by retrying with the cookie.
+        if let Some(c) = notifies(p, notify::COOKIE).next() {
+            if s.cookie_tries < 2 && !c.data.is_empty() && c.data.len() <= 64 {
+                s.cookie_tries += 1;
+                s.cookie = Some(c.data.clone());
+                self.send_sa_init(ctx, &s);
+            }
+            return State::ExpectSaInitResponse(Box::new(s));
+        }
+        // RFC 7296 1.2: INVALID_KE_PAYLOAD names the group the responder
+        // wants; retry once with it if we offer it.
+        if let Some(n) = notifies(p, notify::INVALID_KE_PAYLOAD).next() {
+            let requested = <[u8; 2]>::try_from(n.data.as_slice())
+                .map(u16::from_be_bytes)
+                .unwrap_or(0);
+            let group = xrsec_crypto::DhGroup::from_iana(requested)
+                .filter(|g| self.tunnel(ctx).offers_group(*g) && *g != s.dh.group());
+            match group {
+                Some(g) if !s.ke_retried => {
+                    s.ke_retried = true;
+                    s.dh = DhPrivate::generate(g, ctx.rng);
+                    s.pending_error = None;
+                    self.send_sa_init(ctx, &s);
+                }
+                _ => self.unauthenticated_error(
+                    ctx,
+                    &mut s,
+                    FailureReason::InvalidKePayload { requested },
+                ),
+            }
+            return State::ExpectSaInitResponse(Box::new(s));
+        }
+        if let Some(t) = error_notify(p) {
+            let reason = if t == notify::NO_PROPOSAL_CHOSEN {
+                FailureReason::NoProposalChosen {
+                    sa: SaKind::Ike,
+                    ours: proposal::describe_offer(&s.offer),
+                    theirs: None,
+                }
+            } else {
+                FailureReason::PeerNotify {
+                    notify_type: t,
+                    name: notify::name(t),
+                }
+            };
+            self.unauthenticated_error(ctx, &mut s, reason);
+            return State::ExpectSaInitResponse(Box::new(s));
+        }
+        match self.complete_sa_init(ctx, &s, local, remote, datagram, msg) {
+            Ok(next) => next,
+            Err(reason) => {
+                self.unauthenticated_error(ctx, &mut s, reason);
+                State::ExpectSaInitResponse(Box::new(s))
+            }
+        }
+    }
+
+    /// RFC 7296 2.21.1: an error in an IKE_SA_INIT response is not
+    /// authenticated, so one forged packet must not end the negotiation. We
+    /// stop retransmitting and keep listening for `error_grace`; a valid
+    /// response in that time wins, otherwise the error stands.
+    fn unauthenticated_error<R>(
+        &mut self,
+        ctx: &mut Ctx<'_, R>,
+        s: &mut ExpectSaInitResponse,
+        reason: FailureReason,
+    ) {
+        if s.pending_error.is_none() {
+            s.pending_error = Some((ctx.now + ctx.opts.error_grace, reason));
+        }
+        if let Some(f) = self.in_flight.as_mut() {
+            f.suspended = true;
+        }
+    }
+
+    fn complete_sa_init<R: CryptoRngCore>(
+        &mut self,
+        ctx: &mut Ctx<'_, R>,
+        s: &ExpectSaInitResponse,
+        local: SocketAddr,
+        remote: SocketAddr,
+        datagram: &[u8],
+        msg: &Message,
+    ) -> Result<State, FailureReason> {
+        let syntax = |detail: &str| FailureReason::InvalidSyntax {
+            detail: detail.to_string(),
+        };
+        let p = &msg.payloads;
+        let spi_r = msg.header.spi_r;
+        if spi_r == 0 {
+            return Err(syntax("IKE_SA_INIT response with a zero responder SPI"));
+        }
+        let sa = p
+            .iter()
+            .find_map(|x| {
+                if let Payload::Sa(s) = x {
+                    Some(s)
+                } else {
+                    None
+                }
+            })
+            .ok_or_else(|| syntax("IKE_SA_INIT response without SA payload"))?;
+        let ke = p
+            .iter()
+            .find_map(|x| {
+                if let Payload::Ke(k) = x {
+                    Some(k)
+                } else {
+                    None
+                }
+            })
+            .ok_or_else(|| syntax("IKE_SA_INIT response without KE payload"))?;
+        let nr = p
+            .iter()
+            .find_map(|x| {
+                if let Payload::Nonce(n) = x {
+                    Some(n)
+                } else {
+                    None
+                }
+            })
+            .ok_or_else(|| syntax("IKE_SA_INIT response without nonce"))?;
+        if !(wire::NONCE_MIN_LEN..=wire::NONCE_MAX_LEN).contains(&nr.len()) {
+            return Err(syntax("nonce length outside 16..=256"));
+        }
+        let algs = proposal::accept_ike_reply(&s.offer, sa)
+            .map_err(|detail| FailureReason::InvalidProposalReply { detail })?;
+        if algs.dh != s.dh.group() || ke.group != algs.dh.iana() {
+            return Err(FailureReason::InvalidProposalReply {
+                detail: "the reply's DH group differs from our KE payload's",
+            });
+        }
+        let shared =
+            s.dh.agree(&ke.data)
+                .map_err(|e| FailureReason::KeyExchange {
+                    detail: e.to_string(),
+                })?;
+        let skeyseed = skeyseed(algs.prf, &s.ni, nr, &shared);
+        let spi_i = self.spi_i;
+        let keys = derive_ike_keys(
+            algs.prf,
+            algs.encr,
+            algs.integ,
+            &skeyseed,
+            &s.ni,
+            nr,
+            &spi_i.to_be_bytes(),
+            &spi_r.to_be_bytes(),
+        );
+        let mut keyed =
+            Keyed::new(algs, keys, Role::Initiator).ok_or(FailureReason::InvalidProposalReply {
+                detail: "unusable keys",
+            })?;
+
+        // From here on the response is accepted.
+        self.spi_r = spi_r;
+        self.local = local;
+        self.remote = remote;
+        let src: Vec<&[u8]> = notifies(p, notify::NAT_DETECTION_SOURCE_IP)
+            .map(|n| n.data.as_slice())
+            .collect();
+        let dst: Vec<&[u8]> = notifies(p, notify::NAT_DETECTION_DESTINATION_IP)
+            .map(|n| n.data.as_slice())
+            .collect();
+        if let Some(nat) = natd::detect(spi_i, spi_r, &src, &dst, remote, local) {
+            self.nat = nat;
+            // RFC 7296 2.23: with a NAT on either side the initiator moves to
+            // port 4500 for IKE_AUTH and everything after it (and ESP goes in
+            // UDP). strongSwan with kernel-libipsec fakes a mismatch to force
+            // this (LAB.md).
+            if nat.any() {
+                self.local.set_port(ctx.opts.natt_port);
+                self.remote.set_port(ctx.opts.natt_port);
+            }
+        }
+        let sa_init_request = self
+            .in_flight
+            .take()
+            .map(|f| f.datagram)
+            .unwrap_or_default();
+        let t = self.tunnel(ctx);
+        let child_spi = ctx.alloc_child_spi();
+        let idi = id_payload(&t.local_identity);
+        let auth = psk_auth(
+            algs.prf,
+            &t.psk_local,
+            &SignedOctets {
+                real_message: &sa_init_request,
+                peer_nonce: nr,
+                sk_p: &keyed.keys.sk_pi,
+                id_body: &idi.body_bytes(),
+            },
+        );
+        let esp_offer = proposal::esp_offer(&t.esp_suites, child_spi);
+        let mut payloads = vec![Payload::IdI(idi)];
+        // RFC 7296 2.4: INITIAL_CONTACT on the first IKE SA to this peer, so
+        // that it drops state left from before we (re)started.
+        if t.initial_contact {
+            payloads.push(notify_payload(notify::INITIAL_CONTACT, Vec::new()));
+        }
+        payloads.push(Payload::Auth(AuthPayload {
+            method: SHARED_KEY_MIC,
+            data: auth.as_bytes().to_vec(),
+        }));
+        payloads.push(Payload::Sa(esp_offer.clone()));
+        payloads.push(Payload::TsI(TsPayload {
+            selectors: vti_selectors(),
+        }));
+        payloads.push(Payload::TsR(TsPayload {
+            selectors: vti_selectors(),
+        }));
+        let h = header(
+            spi_i,
+            spi_r,
+            ExchangeType::IkeAuth,
+            Role::Initiator,
+            false,
+            1,
+        );
+        let Some(request) = seal_logged(ctx, self.id, &mut keyed, &h, &payloads) else {
+            ctx.child_spis.remove(&child_spi);
+            return Err(FailureReason::KeyExchange {
+                detail: "sealing IKE_AUTH failed".into(),
+            });
+        };
+        self.next_request_id = 2;
+        self.start_request(ctx, 1, InFlightKind::Auth, request);
+        Ok(State::ExpectAuthResponse(Box::new(ExpectAuthResponse {
+            keyed,
+            ni: s.ni.clone(),
+            nr: nr.clone(),
+            sa_init_response: datagram.to_vec(),
+            esp_offer,
+            child_spi,
+        })))
+    }
+
+    /// Moves the SA to where an authenticated message came from (RFC 7296
+    /// 2.23: only authenticated messages may change the peer's address, and
+    /// only when a NAT was detected; the switch to 4500 is one).
+    fn follow_peer<R>(
+        &mut self,
+        ctx: &mut Ctx<'_, R>,
+        local: SocketAddr,
+        remote: SocketAddr,
+        announce: bool,
+    ) {
+        if (self.remote != remote || self.local != local)
+            && (self.nat.any() || self.remote.ip() == remote.ip())
+        {
+            self.remote = remote;
+            self.local = local;
+            if announce {
+                let tunnel = self.tunnel_id(ctx);
+                ctx.event(Event::PeerAddressChanged {
+                    id: self.id,
+                    tunnel,
+                    local,
+                    remote,
+                });
+            }
+        }
+    }
+
+    fn on_auth_response<R: CryptoRngCore>(
+        &mut self,
+        ctx: &mut Ctx<'_, R>,
+        mut s: Box<ExpectAuthResponse>,
+        local: SocketAddr,
+        remote: SocketAddr,
+        datagram: &[u8],
+        msg: &Message,
+    ) -> State {
+        let payloads = match open_logged(ctx, self.id, &s.keyed, datagram, msg) {
+            Opened::Drop => return State::ExpectAuthResponse(s),
+            Opened::Malformed(e) => {
+                ctx.child_spis.remove(&s.child_spi);
+                return self.fail(
+                    ctx,
+                    FailureReason::InvalidSyntax {
+                        detail: format!("IKE_AUTH response: {e}"),
+                    },
+                );
+            }
+            Opened::Payloads(p) => p,
+        };
+        self.in_flight = None;
+        self.follow_peer(ctx, local, remote, false);
+        let t = self.tunnel(ctx);
+        let idr = payloads.iter().find_map(|x| {
+            if let Payload::IdR(i) = x {
+                Some(i)
+            } else {
+                None
+            }
+        });
+        let auth = payloads.iter().find_map(|x| {
+            if let Payload::Auth(a) = x {
+                Some(a)
+            } else {
+                None
+            }
+        });
+        let (Some(idr), Some(auth)) = (idr, auth) else {
+            ctx.child_spis.remove(&s.child_spi);
+            let reason = match error_notify(&payloads) {
+                Some(notify::AUTHENTICATION_FAILED) => FailureReason::AuthenticationFailed {
+                    detail: format!(
+                        "the peer {} rejected our AUTH: check that both ends use the same pre-shared key and that the peer's `match identity remote` accepts {}",
+                        self.remote.ip(),
+                        t.local_identity
+                    ),
+                },
+                Some(n) => FailureReason::PeerNotify { notify_type: n, name: notify::name(n) },
+                None => FailureReason::InvalidSyntax { detail: "IKE_AUTH response without IDr or AUTH".into() },
+            };
+            return self.fail(ctx, reason);
+        };
+        let remote_identity = identity_of(idr);
+        let verified = auth.method == SHARED_KEY_MIC
+            && verify_psk_auth(
+                s.keyed.algs.prf,
+                &t.psk_remote,
+                &SignedOctets {
+                    real_message: &s.sa_init_response,
+                    peer_nonce: &s.ni,
+                    sk_p: &s.keyed.keys.sk_pr,
+                    id_body: &idr.body_bytes(),
+                },
+                &auth.data,
+            );
+        let failure = if !verified {
+            Some(FailureReason::AuthenticationFailed {
+                detail: if auth.method == SHARED_KEY_MIC {
+                    format!(
+                        "the AUTH payload of {} ({remote_identity}) does not match our pre-shared key for it: the keys differ",
+                        self.remote.ip()
+                    )
+                } else {
+                    format!(
+                        "the peer authenticates with method {}; we expect a pre-shared key (2)",
+                        auth.method
+                    )
+                },
+            })
+        } else if !t.accepts_identity(&remote_identity) {
+            Some(FailureReason::IdentityMismatch {
+                got: remote_identity.to_string(),
+                expected: describe_matches(t),
+            })
+        } else {
+            None
+        };
+        if let Some(reason) = failure {
+            // RFC 7296 2.21.2: the initiator MAY tell the responder in a
+            // separate INFORMATIONAL exchange; it is sent once, unanswered.
+            let h = header(
+                self.spi_i,
+                self.spi_r,
+                ExchangeType::Informational,
+                Role::Initiator,
+                false,
+                self.next_request_id,
+            );
+            if let Some(m) = seal_logged(
+                ctx,
+                self.id,
+                &mut s.keyed,
+                &h,
+                &[notify_payload(notify::AUTHENTICATION_FAILED, Vec::new())],
+            ) {
+                ctx.send(self.local, self.remote, m);
+            }
+            ctx.child_spis.remove(&s.child_spi);
+            return self.fail(ctx, reason);
+        }
+        // The IKE SA is up.
+        self.established_at = Some(ctx.now);
+        let tunnel = t.id;
+        ctx.event(Event::IkeSaUp {
+            id: self.id,
+            tunnel,
+            info: self.info(t, &s.keyed, &remote_identity),
+        });
+        let mut est = Box::new(Established {
+            keyed: s.keyed,
+            remote_identity,
+            children: Vec::new(),
+        });
+        // RFC 7296 2.21.2: a Child SA failure leaves the IKE SA up.
+        match self.accept_child(
+            ctx,
+            &est.keyed,
+            &s.esp_offer,
+            s.child_spi,
+            &s.ni,
+            &s.nr,
+            &payloads,
+        ) {
+            Ok((child, event)) => {
+                est.children.push(child);
+                ctx.event(Event::ChildSaUp(event));
+            }
+            Err(reason) => {
+                ctx.child_spis.remove(&s.child_spi);
+                ctx.event(Event::NegotiationFailed { tunnel, reason });
+            }
+        }
+        s.esp_offer.proposals.clear();
+        self.start_next_request(ctx, &mut est);
+        State::Established(est)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn accept_child<R>(
+        &self,
+        ctx: &mut Ctx<'_, R>,
+        keyed: &Keyed,
+        offer: &SaPayload,
+        spi_in: u32,
+        ni: &[u8],
+        nr: &[u8],
+        payloads: &[Payload],
+    ) -> Result<(Child, ChildSa), FailureReason> {
+        if let Some(n) = error_notify(payloads) {
+            return Err(match n {
+                notify::NO_PROPOSAL_CHOSEN => FailureReason::NoProposalChosen {
+                    sa: SaKind::Child,
+                    ours: proposal::describe_offer(offer),
+                    theirs: None,
+                },
+                notify::TS_UNACCEPTABLE => FailureReason::TsUnacceptable {
+                    detail: "the peer refused our selectors 0.0.0.0/0 <=> 0.0.0.0/0".into(),
+                },
+                n => FailureReason::PeerNotify {
+                    notify_type: n,
+                    name: notify::name(n),
+                },
+            });
+        }
+        let sa = payloads.iter().find_map(|x| {
+            if let Payload::Sa(s) = x {
+                Some(s)
+            } else {
+                None
+            }
+        });
+        let tsi = payloads.iter().find_map(|x| {
+            if let Payload::TsI(s) = x {
+                Some(s)
+            } else {
+                None
+            }
+        });
+        let tsr = payloads.iter().find_map(|x| {
+            if let Payload::TsR(s) = x {
+                Some(s)
+            } else {
+                None
+            }
+        });
+        let (Some(sa), Some(tsi), Some(tsr)) = (sa, tsi, tsr) else {
+            return Err(FailureReason::InvalidSyntax {
+                detail: "IKE_AUTH response without SA, TSi or TSr".into(),
+            });
+        };
+        let accepted = proposal::accept_esp_reply(offer, sa)
+            .map_err(|detail| FailureReason::InvalidProposalReply { detail })?;
+        // RFC 7296 2.9: the responder may narrow; the result must lie within
+        // what we proposed (all IPv4 traffic).
+        let local_ts = narrow(&tsi.selectors, &vti_selectors());
+        let remote_ts = narrow(&tsr.selectors, &vti_selectors());
+        if local_ts.is_empty()
+            || remote_ts.is_empty()
+            || local_ts.len() != tsi.selectors.len()
+            || remote_ts.len() != tsr.selectors.len()
+        {
+            return Err(FailureReason::TsUnacceptable {
+                detail: format!(
+                    "the peer chose TSi {} / TSr {}, outside 0.0.0.0/0",
+                    describe_ts(&tsi.selectors),
+                    describe_ts(&tsr.selectors)
+                ),
+            });
+        }
+        Ok(self.child_sa(
+            ctx,
+            keyed,
+            Role::Initiator,
+            spi_in,
+            accepted.peer_spi,
+            accepted.suite,
+            accepted.esn,
+            ni,
+            nr,
+            local_ts,
+            remote_ts,
+        ))
+    }
+
+    /// RFC 7296 2.17: KEYMAT = prf+(SK_d, Ni | Nr) for the first Child SA.
+    #[allow(clippy::too_many_arguments)]
+    fn child_sa<R>(
+        &self,
+        ctx: &Ctx<'_, R>,
+        keyed: &Keyed,
+        role: Role,
+        spi_in: u32,
+        spi_out: u32,
+        suite: EspSuite,
+        esn: bool,
+        ni: &[u8],
+        nr: &[u8],
+        local_ts: Vec<TrafficSelector>,
+        remote_ts: Vec<TrafficSelector>,
+    ) -> (Child, ChildSa) {
+        let t = self.tunnel(ctx);
+        let keys = derive_child_keys(keyed.algs.prf, &keyed.keys.sk_d, None, ni, nr, &suite);
+        // A peer that moved to 4500 without our seeing a NAT (it may force
+        // NAT-T) still gets ESP in UDP.
+        let udp_encap = self.nat.any() || self.local.port() == ctx.opts.natt_port;
+        let child = Child {
+            spi_in,
+            spi_out,
+            suite,
+            local_ts: local_ts.clone(),
+            remote_ts: remote_ts.clone(),
+            udp_encap,
+        };
+        let event = ChildSa {
+            tunnel: t.id,
+            ike_sa: self.id,
+            role,
+            spi_in,
+            spi_out,
+            suite,
+            keys_in: keys.inbound(role).clone(),
+            keys_out: keys.outbound(role).clone(),
+            esn,
+            local_ts,
+            remote_ts,
+            lifetime: t.sa_lifetime,
+            lifetime_kilobytes: t.sa_lifetime_kilobytes,
+            replay_window: t.replay_window,
+            local: self.local,
+            remote: self.remote,
+            udp_encap,
+        };
+        (child, event)
+    }
+
+    fn info(&self, t: &TunnelConfig, keyed: &Keyed, remote_identity: &Identity) -> IkeSaInfo {
+        IkeSaInfo {
+            role: self.role,
+            spi_i: self.spi_i,
+            spi_r: self.spi_r,
+            local: self.local,
+            remote: self.remote,
+            algorithms: keyed.algs,
+            local_identity: t.local_identity.clone(),
+            remote_identity: remote_identity.clone(),
+            nat: self.nat,
+            lifetime: t.ike_lifetime,
+        }
+    }
+
+    /// Responder: IKE_AUTH request (RFC 7296 1.2, 2.15, 2.21.2).
+    fn on_auth_request<R: CryptoRngCore>(
+        &mut self,
+        ctx: &mut Ctx<'_, R>,
+        mut s: Box<ExpectAuthRequest>,
+        local: SocketAddr,
+        remote: SocketAddr,
+        datagram: &[u8],
+        msg: &Message,
+    ) -> State {
+        let message_id = msg.header.message_id;
+        let payloads = match open_logged(ctx, self.id, &s.keyed, datagram, msg) {
+            Opened::Drop => return State::ExpectAuthRequest(s),
+            Opened::Malformed(e) => {
+                self.follow_peer(ctx, local, remote, false);
+                let reason = FailureReason::InvalidSyntax {
+                    detail: format!("IKE_AUTH request: {e}"),
+                };
+                return self.refuse_auth(
+                    ctx,
+                    &mut s.keyed,
+                    message_id,
+                    datagram,
+                    e.notify_type(),
+                    Vec::new(),
+                    reason,
+                );
+            }
+            Opened::Payloads(p) => p,
+        };
+        // Authenticated by the SK payload's keys (only the DH peer has them):
+        // follow the peer to port 4500 (RFC 7296 2.23).
+        self.follow_peer(ctx, local, remote, false);
+        let idi = payloads.iter().find_map(|x| {
+            if let Payload::IdI(i) = x {
+                Some(i)
+            } else {
+                None
+            }
+        });
+        let auth = payloads.iter().find_map(|x| {
+            if let Payload::Auth(a) = x {
+                Some(a)
+            } else {
+                None
+            }
+        });
+        let (Some(idi), Some(auth)) = (idi, auth) else {
+            let reason = FailureReason::InvalidSyntax {
+                detail: "IKE_AUTH request without IDi or AUTH".into(),
+            };
+            return self.refuse_auth(
+                ctx,
+                &mut s.keyed,
+                message_id,
+                datagram,
+                notify::INVALID_SYNTAX,
+                Vec::new(),
+                reason,
+            );
+        };
+        let remote_identity = identity_of(idi);
+        // Refine the tunnel: a keyring peer covering the peer's address, and
+        // among those one whose identity match accepts the IDi.
+        let peer_ip = match self.remote.ip() {
+            IpAddr::V4(a) => Some(a),
+            IpAddr::V6(_) => None,
+        };
+        let our_ip = self.tunnel(ctx).local;
+        let candidates: Vec<usize> = ctx
+            .tunnels
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| {
+                t.local == our_ip && peer_ip.is_some_and(|ip| t.peer_range.contains(ip))
+            })
+            .map(|(i, _)| i)
+            .collect();
+        let Some(&first) = candidates.first() else {
+            let reason = FailureReason::AuthenticationFailed {
+                detail: format!(
+                    "no keyring peer covers {} ({remote_identity})",
+                    self.remote.ip()
+                ),
+            };
+            return self.refuse_auth(
+                ctx,
+                &mut s.keyed,
+                message_id,
+                datagram,
+                notify::AUTHENTICATION_FAILED,
+                Vec::new(),
+                reason,
+            );
+        };
+        self.tunnel = candidates
+            .iter()
+            .copied()
+            .find(|&i| ctx.tunnels[i].accepts_identity(&remote_identity))
+            .unwrap_or(first);
+        let t = self.tunnel(ctx);
+        // RFC 7296 2.15: verify the initiator's AUTH over RealMessage1 | Nr |
+        // prf(SK_pi, IDi').
+        let verified = auth.method == SHARED_KEY_MIC
+            && verify_psk_auth(
+                s.keyed.algs.prf,
+                &t.psk_remote,
+                &SignedOctets {
+                    real_message: &s.sa_init_request,
+                    peer_nonce: &s.nr,
+                    sk_p: &s.keyed.keys.sk_pi,
+                    id_body: &idi.body_bytes(),
+                },
+                &auth.data,
+            );
+        let failure = if !verified {
+            Some(FailureReason::AuthenticationFailed {
+                detail: if auth.method == SHARED_KEY_MIC {
+                    format!(
+                        "the AUTH payload of {} ({remote_identity}) does not match our pre-shared key for it: the keys differ",
+                        self.remote.ip()
+                    )
+                } else {
+                    format!(
+                        "the peer authenticates with method {}; we expect a pre-shared key (2)",
+                        auth.method
+                    )
+                },
+            })
+        } else if !t.accepts_identity(&remote_identity) {
+            Some(FailureReason::IdentityMismatch {
+                got: remote_identity.to_string(),
+                expected: describe_matches(t),
+            })
+        } else {
+            None
+        };
+        if let Some(reason) = failure {
+            // RFC 7296 2.21.2: AUTHENTICATION_FAILED in the IKE_AUTH response,
+            // and no IKE SA.
+            return self.refuse_auth(
+                ctx,
+                &mut s.keyed,
+                message_id,
+                datagram,
+                notify::AUTHENTICATION_FAILED,
+                Vec::new(),
+                reason,
+            );
+        }
+        self.initial_contact_received = has_notify(&payloads, notify::INITIAL_CONTACT);
+        let idr = id_payload(&t.local_identity);
+        let our_auth = psk_auth(
+            s.keyed.algs.prf,
+            &t.psk_local,
+            &SignedOctets {
+                real_message: &s.sa_init_response,
+                peer_nonce: &s.ni,
+                sk_p: &s.keyed.keys.sk_pr,
+                id_body: &idr.body_bytes(),
+            },
+        );
+        let mut response = vec![
+            Payload::IdR(idr),
+            Payload::Auth(AuthPayload {
+                method: SHARED_KEY_MIC,
+                data: our_auth.as_bytes().to_vec(),
+            }),
+        ];
+        let tunnel = t.id;
+        self.established_at = Some(ctx.now);
+        self.expires = None;
+        let info = self.info(t, &s.keyed, &remote_identity);
+        let mut child_up = None;
+        let mut child_failure = None;
+        match self.choose_child(ctx, &s, &payloads) {
+            Ok((reply, tsi, tsr, spi_out, suite, esn)) => {
+                let spi_in = ctx.alloc_child_spi();
+                response.push(Payload::Sa(SaPayload {
+                    proposals: vec![reply.reply(spi_in)],
+                }));
+                response.push(Payload::TsI(TsPayload {
+                    selectors: tsi.clone(),
+                }));
+                response.push(Payload::TsR(TsPayload {
+                    selectors: tsr.clone(),
+                }));
+                // Our local side is their TSr, our remote side their TSi.
+                child_up = Some(self.child_sa(
+                    ctx,
+                    &s.keyed,
+                    Role::Responder,
+                    spi_in,
+                    spi_out,
+                    suite,
+                    esn,
+                    &s.ni,
+                    &s.nr,
+                    tsr,
+                    tsi,
+                ));
+            }
+            Err((n, reason)) => {
+                // RFC 7296 2.21.2: the IKE SA is created, the Child SA is
+                // not, and the response says why.
+                response.push(notify_payload(n, Vec::new()));
+                child_failure = Some(reason);
+            }
+        }
+        let h = header(
+            self.spi_i,
+            self.spi_r,
+            ExchangeType::IkeAuth,
+            Role::Responder,
+            true,
+            message_id,
+        );
+        let Some(sealed) = seal_logged(ctx, self.id, &mut s.keyed, &h, &response) else {
+            return State::ExpectAuthRequest(s);
+        };
+        self.respond(ctx, message_id, datagram, sealed);
+        ctx.event(Event::IkeSaUp {
+            id: self.id,
+            tunnel,
+            info,
+        });
+        let mut est = Box::new(Established {
+            keyed: s.keyed,
+            remote_identity,
+            children: Vec::new(),
+        });
+        if let Some((child, event)) = child_up {
+            est.children.push(child);
+            ctx.event(Event::ChildSaUp(event));
+        }
+        if let Some(reason) = child_failure {
+            ctx.event(Event::NegotiationFailed { tunnel, reason });
+        }
+        self.start_next_request(ctx, &mut est);
+        State::Established(est)
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn choose_child<R>(
+        &self,
+        ctx: &Ctx<'_, R>,
+        _s: &ExpectAuthRequest,
+        payloads: &[Payload],
+    ) -> Result<
+        (
+            proposal::EspChoice,
+            Vec<TrafficSelector>,
+            Vec<TrafficSelector>,
+            u32,
+            EspSuite,
+            bool,
+        ),
+        (u16, FailureReason),
+    > {
+        let t = self.tunnel(ctx);
+        let sa = payloads.iter().find_map(|x| {
+            if let Payload::Sa(s) = x {
+                Some(s)
+            } else {
+                None
+            }
+        });
+        let tsi = payloads.iter().find_map(|x| {
+            if let Payload::TsI(s) = x {
+                Some(s)
+            } else {
+                None
+            }
+        });
+        let tsr = payloads.iter().find_map(|x| {
+            if let Payload::TsR(s) = x {
+                Some(s)
+            } else {
+                None
+            }
+        });
+        let (Some(sa), Some(tsi), Some(tsr)) = (sa, tsi, tsr) else {
+            return Err((
+                notify::INVALID_SYNTAX,
+                FailureReason::InvalidSyntax {
+                    detail: "IKE_AUTH request without SA, TSi or TSr".into(),
+                },
+            ));
+        };
+        let choice = proposal::choose_esp(sa, &t.esp_suites).ok_or_else(|| {
+            (
+                notify::NO_PROPOSAL_CHOSEN,
+                FailureReason::NoProposalChosen {
+                    sa: SaKind::Child,
+                    ours: proposal::describe_esp_config(&t.esp_suites),
+                    theirs: Some(proposal::describe_offer(sa)),
+                },
+            )
+        })?;
+        // RFC 7296 2.9: narrow to our policy; nothing left is TS_UNACCEPTABLE.
+        let ni_ts = narrow(&tsi.selectors, &vti_selectors());
+        let nr_ts = narrow(&tsr.selectors, &vti_selectors());
+        if ni_ts.is_empty() || nr_ts.is_empty() {
+            return Err((
+                notify::TS_UNACCEPTABLE,
+                FailureReason::TsUnacceptable {
+                    detail: format!(
+                        "the peer proposed TSi {} / TSr {}; we accept IPv4 only (0.0.0.0/0 <=> 0.0.0.0/0)",
+                        describe_ts(&tsi.selectors),
+                        describe_ts(&tsr.selectors)
+                    ),
+                },
+            ));
+        }
+        let (spi_out, suite, esn) = (choice.peer_spi, choice.suite, choice.esn);
+        Ok((choice, ni_ts, nr_ts, spi_out, suite, esn))
+    }
+
+    /// Answers a failed IKE_AUTH with an encrypted error notify and closes
+    /// the SA, keeping the answer for retransmissions a while.
+    #[allow(clippy::too_many_arguments)]
+    fn refuse_auth<R: CryptoRngCore>(
+        &mut self,
+        ctx: &mut Ctx<'_, R>,
+        keyed: &mut Keyed,
+        message_id: u32,
+        request: &[u8],
+        notify_type: u16,
+        data: Vec<u8>,
+        reason: FailureReason,
+    ) -> State {
+        let h = header(
+            self.spi_i,
+            self.spi_r,
+            ExchangeType::IkeAuth,
+            Role::Responder,
+            true,
+            message_id,
+        );
+        if let Some(sealed) = seal_logged(
+            ctx,
+            self.id,
+            keyed,
+            &h,
+            &[notify_payload(notify_type, data)],
+        ) {
+            self.respond(ctx, message_id, request, sealed);
+        }
+        let tunnel = self.tunnel_id(ctx);
+        ctx.event(Event::NegotiationFailed { tunnel, reason });
+        let linger = ctx.opts.half_open_timeout;
+        self.close(ctx.now, Some(linger))
+    }
+
+    /// A request from the peer on an established SA.
+    fn on_request<R: CryptoRngCore>(
+        &mut self,
+        ctx: &mut Ctx<'_, R>,
+        mut est: Box<Established>,
+        local: SocketAddr,
+        remote: SocketAddr,
+        datagram: &[u8],
+        msg: &Message,
+    ) -> State {
+        let h = &msg.header;
+        let message_id = h.message_id;
+        let reply_header = header(
+            self.spi_i, self.spi_r, h.exchange, self.role, true, message_id,
+        );
+        let payloads = match open_logged(ctx, self.id, &est.keyed, datagram, msg) {
+            Opened::Drop => return State::Established(est),
+            Opened::Malformed(e) => {
+                let mut data = Vec::new();
+                if let wire::WireError::UnsupportedCriticalPayload { payload_type } = e {
+                    data.push(payload_type);
+                }
+                if let Some(r) = seal_logged(
+                    ctx,
+                    self.id,
+                    &mut est.keyed,
+                    &reply_header,
+                    &[notify_payload(e.notify_type(), data)],
+                ) {
+                    self.respond(ctx, message_id, datagram, r);
+                }
+                return State::Established(est);
+            }
+            Opened::Payloads(p) => p,
+        };
+        self.follow_peer(ctx, local, remote, true);
+        match h.exchange {
+            ExchangeType::Informational => {
+                let mut reply = Vec::new();
+                let mut delete_ike = false;
+                let mut peer_auth_failed = false;
+                let mut deleted_in = Vec::new();
+                for p in &payloads {
+                    match p {
+                        Payload::Delete(d) if d.protocol == PROTO_IKE => delete_ike = true,
+                        // RFC 7296 3.11: the SPIs are the sender's inbound
+                        // ones, i.e. our outbound; we answer with our inbound
+                        // SPIs of the same Child SAs (RFC 7296 1.4.1).
+                        Payload::Delete(d) if d.protocol == PROTO_ESP => {
+                            let tunnel = self.tunnel_id(ctx);
+                            est.children.retain(|c| {
+                                if d.spis.contains(&c.spi_out) {
+                                    deleted_in.push(c.spi_in);
+                                    ctx.child_spis.remove(&c.spi_in);
+                                    ctx.out.events.push_back(Event::ChildSaDown {
+                                        id: self.id,
+                                        tunnel,
+                                        spi_in: c.spi_in,
+                                        spi_out: c.spi_out,
+                                        reason: DownReason::PeerDelete,
+                                    });
+                                    false
+                                } else {
+                                    true
+                                }
+                            });
+                        }
+                        Payload::Notify(n) if n.notify_type == notify::AUTHENTICATION_FAILED => {
+                            peer_auth_failed = true
+                        }
+                        _ => {}
+                    }
+                }
+                if !deleted_in.is_empty() && !delete_ike {
+                    reply.push(Payload::Delete(DeletePayload {
+                        protocol: PROTO_ESP,
+                        spis: deleted_in,
+                    }));
+                }
+                // RFC 7296 1.4.1: a DELETE of the IKE SA is answered with an
+                // empty INFORMATIONAL response; so is a liveness check.
+                if let Some(r) = seal_logged(ctx, self.id, &mut est.keyed, &reply_header, &reply) {
+                    self.respond(ctx, message_id, datagram, r);
+                }
+                if delete_ike || peer_auth_failed {
+                    let reason = if delete_ike {
+                        DownReason::PeerDelete
+                    } else {
+                        DownReason::PeerAuthenticationFailed
+                    };
+                    self.down_events(ctx, &est, reason);
+                    if peer_auth_failed && !delete_ike {
+                        let tunnel = self.tunnel_id(ctx);
+                        ctx.event(Event::NegotiationFailed {
+                            tunnel,
+                            reason: FailureReason::AuthenticationFailed {
+                                detail: format!(
+                                    "the peer {} rejected our AUTH (AUTHENTICATION_FAILED)",
+                                    self.remote.ip()
+                                ),
+                            },
+                        });
+                    }
+                    // Keep the response for a retransmitted DELETE a while.
+                    let linger = ctx.opts.half_open_timeout;
+                    return self.close(ctx.now, Some(linger));
+                }
+                State::Established(est)
+            }
+            // CREATE_CHILD_SA is parsed and refused until rekeying exists
+            // (RFC 7296 1.3: NO_ADDITIONAL_SAS).
+            ExchangeType::CreateChildSa => {
+                if let Some(r) = seal_logged(
+                    ctx,
+                    self.id,
+                    &mut est.keyed,
+                    &reply_header,
+                    &[notify_payload(notify::NO_ADDITIONAL_SAS, Vec::new())],
+                ) {
+                    self.respond(ctx, message_id, datagram, r);
+                }
+                State::Established(est)
+            }
+            ExchangeType::IkeSaInit | ExchangeType::IkeAuth => {
+                if let Some(r) = seal_logged(
+                    ctx,
+                    self.id,
+                    &mut est.keyed,
+                    &reply_header,
+                    &[notify_payload(notify::INVALID_SYNTAX, Vec::new())],
+                ) {
+                    self.respond(ctx, message_id, datagram, r);
+                }
+                State::Established(est)
+            }
+            _ => State::Established(est),
+        }
+    }
+
+    /// A response from the peer to our request on an established SA.
+    fn on_response<R: CryptoRngCore>(
+        &mut self,
+        ctx: &mut Ctx<'_, R>,
+        mut est: Box<Established>,
+        local: SocketAddr,
+        remote: SocketAddr,
+        datagram: &[u8],
+        msg: &Message,
+    ) -> State {
+        match open_logged(ctx, self.id, &est.keyed, datagram, msg) {
+            Opened::Drop => return State::Established(est),
+            Opened::Malformed(_) | Opened::Payloads(_) => {}
+        }
+        self.follow_peer(ctx, local, remote, true);
+        let Some(f) = self.in_flight.take() else {
+            return State::Established(est);
+        };
+        self.next_request_id = self.next_request_id.wrapping_add(1);
+        if f.kind == InFlightKind::After(Request::Liveness) {
+            let tunnel = self.tunnel_id(ctx);
+            ctx.event(Event::PeerAlive {
+                id: self.id,
+                tunnel,
+            });
+        }
+        self.start_next_request(ctx, &mut est);
+        State::Established(est)
+    }
+
+    /// Queues a request of ours (liveness, deletes); sends it now if no
+    /// other is in flight.
+    pub(crate) fn request<R: CryptoRngCore>(&mut self, ctx: &mut Ctx<'_, R>, req: Request) {
+        let state = std::mem::replace(&mut self.state, State::Closed);
+        self.state = match state {
+            State::Established(mut est) => {
+                match req {
+                    Request::DeleteIke => {
+                        // Events now: the dataplane stops using the SAs at
+                        // once; the DELETE follows any request in flight
+                        // (window size 1) and is retransmitted until answered.
+                        self.down_events(ctx, &est, DownReason::LocalDelete);
+                        self.queued.clear();
+                        self.queued.push_back(req);
+                        est.children.clear();
+                        self.start_next_request(ctx, &mut est);
+                        self.state = State::Deleting(est);
+                        return;
+                    }
+                    Request::DeleteChild { spi_in } => {
+                        let tunnel = self.tunnel_id(ctx);
+                        if let Some(pos) = est.children.iter().position(|c| c.spi_in == spi_in) {
+                            let c = est.children.remove(pos);
+                            ctx.child_spis.remove(&c.spi_in);
+                            ctx.event(Event::ChildSaDown {
+                                id: self.id,
+                                tunnel,
+                                spi_in: c.spi_in,
+                                spi_out: c.spi_out,
+                                reason: DownReason::LocalDelete,
+                            });
+                            self.queued.push_back(req);
+                        }
+                    }
+                    Request::Liveness => {
+                        if !self.queued.contains(&req)
+                            && self
+                                .in_flight
+                                .as_ref()
+                                .is_none_or(|f| f.kind != InFlightKind::After(req))
+                        {
+                            self.queued.push_back(req);
+                        }
+                    }
+                }
+                self.start_next_request(ctx, &mut est);
+                State::Established(est)
+            }
+            State::ExpectSaInitResponse(_)
+            | State::ExpectAuthResponse(_)
+            | State::ExpectAuthRequest(_)
+                if req == Request::DeleteIke =>
+            {
+                // Not established: nothing to tell the peer; just stop.
+                for spi in self.child_spis_in_state(&state) {
+                    ctx.child_spis.remove(&spi);
+                }
+                self.close(ctx.now, None)
+            }
+            other => other,
+        };
+    }
+
+    fn start_next_request<R: CryptoRngCore>(
+        &mut self,
+        ctx: &mut Ctx<'_, R>,
+        est: &mut Established,
+    ) {
+        if self.in_flight.is_some() {
+            return;
+        }
+        let Some(req) = self.queued.pop_front() else {
+            return;
+        };
+        let payloads = match req {
+            Request::Liveness => Vec::new(),
+            Request::DeleteIke => vec![Payload::Delete(DeletePayload {
+                protocol: PROTO_IKE,
+                spis: Vec::new(),
+            })],
+            Request::DeleteChild { spi_in } => vec![Payload::Delete(DeletePayload {
+                protocol: PROTO_ESP,
+                spis: vec![spi_in],
+            })],
+        };
+        let id = self.next_request_id;
+        let h = header(
+            self.spi_i,
+            self.spi_r,
+            ExchangeType::Informational,
+            self.role,
+            false,
+            id,
+        );
+        if let Some(m) = seal_logged(ctx, self.id, &mut est.keyed, &h, &payloads) {
+            self.start_request(ctx, id, InFlightKind::After(req), m);
+        }
+    }
+
+    /// Ends an established SA without telling the peer (it told us it lost
+    /// it, RFC 7296 2.4 INITIAL_CONTACT).
+    pub(crate) fn drop_silently<R>(&mut self, ctx: &mut Ctx<'_, R>, reason: DownReason) {
+        let state = std::mem::replace(&mut self.state, State::Closed);
+        match state {
+            State::Established(est) => {
+                self.down_events(ctx, &est, reason);
+                self.state = self.close(ctx.now, None);
+            }
+            other => self.state = other,
+        }
+    }
+
+    // ---- status -------------------------------------------------------
+
+    pub(crate) fn session(&self, tunnels: &[TunnelConfig]) -> Option<SessionInfo> {
+        let t = tunnels.get(self.tunnel)?;
+        let (state, keyed, remote_identity, children): (
+            &'static str,
+            Option<&Keyed>,
+            Option<&Identity>,
+            &[Child],
+        ) = match &self.state {
+            State::ExpectSaInitResponse(_) => ("CONNECTING", None, None, &[]),
+            State::ExpectAuthResponse(s) => ("CONNECTING", Some(&s.keyed), None, &[]),
+            State::ExpectAuthRequest(s) => ("CONNECTING", Some(&s.keyed), None, &[]),
+            State::Established(s) => (
+                "READY",
+                Some(&s.keyed),
+                Some(&s.remote_identity),
+                &s.children,
+            ),
+            State::Deleting(s) => (
+                "DELETING",
+                Some(&s.keyed),
+                Some(&s.remote_identity),
+                &s.children,
+            ),
+            State::Closed => return None,
+        };
+        let algorithms = keyed.map(|k| k.algs);
+        Some(SessionInfo {
+            id: self.id,
+            tunnel: t.id,
+            tunnel_name: t.name.clone(),
+            local: self.local,
+            remote: self.remote,
+            role: self.role,
+            state,
+            algorithms,
+            encr_name: algorithms.map_or("-", |a| a.encr.name()),
+            prf_name: algorithms.map_or("-", |a| a.prf.name()),
+            integ_name: algorithms.map_or("-", |a| a.integ.map_or("none", |i| i.name())),
+            dh_name: algorithms.map_or("-", |a| a.dh.name()),
+            local_auth: "PSK",
+            remote_auth: "PSK",
+            lifetime: t.ike_lifetime,
+            established_at: self.established_at,
+            spi_i: self.spi_i,
+            spi_r: self.spi_r,
+            local_identity: t.local_identity.clone(),
+            remote_identity: remote_identity.cloned(),
+            nat: self.nat,
+            children: children
+                .iter()
+                .map(|c| ChildInfo {
+                    spi_in: c.spi_in,
+                    spi_out: c.spi_out,
+                    suite: c.suite,
+                    suite_name: c.suite.to_string(),
+                    local_ts: c.local_ts.clone(),
+                    remote_ts: c.remote_ts.clone(),
+                    udp_encap: c.udp_encap,
+                })
+                .collect(),
+        })
+    }
+
+    /// The IKE SA keys, for tests comparing both ends.
+    pub(crate) fn ike_keys(&self) -> Option<&IkeKeys> {
+        match &self.state {
+            State::ExpectAuthResponse(s) => Some(&s.keyed.keys),
+            State::ExpectAuthRequest(s) => Some(&s.keyed.keys),
+            State::Established(s) | State::Deleting(s) => Some(&s.keyed.keys),
+            _ => None,
+        }
+    }
+}
+
+/// Our address for the NAT_DETECTION_SOURCE_IP hash: the real one, or with
+/// `force_udp_encap` one no peer can match (port 0).
+fn source_for_natd(opts: &EndpointOptions, local: SocketAddr) -> SocketAddr {
+    if opts.force_udp_encap {
+        SocketAddr::new(local.ip(), 0)
+    } else {
+        local
+    }
+}
+
+fn describe_matches(t: &TunnelConfig) -> String {
+    let v: Vec<String> = t.remote_identity.iter().map(|m| m.to_string()).collect();
+    v.join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn narrowing_keeps_ipv4_and_drops_ipv6_selectors() {
+        let v4 = TrafficSelector::ipv4_prefix("10.1.0.0".parse().unwrap(), 24);
+        let got = narrow(&[v4, TrafficSelector::ipv6_any()], &vti_selectors());
+        assert_eq!(got, vec![v4]);
+        assert!(narrow(&[TrafficSelector::ipv6_any()], &vti_selectors()).is_empty());
+    }
+
+    #[test]
+    fn intersection_of_protocols_and_ports() {
+        let mut a = TrafficSelector::ipv4_any();
+        a.ip_protocol = 6;
+        a.start_port = 100;
+        a.end_port = 200;
+        let mut b = TrafficSelector::ipv4_any();
+        b.start_port = 150;
+        let x = intersect(&a, &b).unwrap();
+        assert_eq!((x.ip_protocol, x.start_port, x.end_port), (6, 150, 200));
+        b.ip_protocol = 17;
+        assert!(intersect(&a, &b).is_none());
+    }
+
+    #[test]
+    fn back_off_doubles_from_the_initial_interval() {
+        let opts = EndpointOptions::default();
+        let waits: Vec<u64> = (1..=6).map(|n| backoff(&opts, n).as_secs()).collect();
+        assert_eq!(waits, vec![1, 2, 4, 8, 16, 32]);
+    }
+}
