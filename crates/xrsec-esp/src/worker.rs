@@ -1,0 +1,496 @@
+//! The packet threads. Dedicated OS threads doing batched blocking I/O, no
+//! async runtime and no task per packet (DESIGN.md "Dataplane threads"):
+//!
+//! - one transmit thread per tunnel: TUN reads (a batch of up to 64 packets
+//!   or TSO segments), one SA snapshot and one sequence reservation per
+//!   batch, encapsulation in place, one `sendmmsg` per batch (UDP: one GSO
+//!   message per run of equal-sized ESP packets);
+//! - one receive thread per socket (raw ESP, UDP 4500): one `recvmmsg` per
+//!   batch (UDP: GRO-coalesced datagrams), SPI lookup in one snapshot,
+//!   decapsulation in place per run of one SA, one TUN `writev` per run of
+//!   coalescable TCP segments (a GSO super-packet) or per other packet.
+//!
+//! Per packet: no allocation (buffers and headers are allocated when the
+//! thread starts), no lock, no system call of its own except the TUN's, which
+//! has no batch call: one `read` per packet or TSO super-packet, one `writev`
+//! per packet or GRO super-packet. Copies: none for packets up to the MTU;
+//! TSO super-packets are cut into segments by copying each segment's
+//! payload once (the headers of every segment must be written in front of
+//! its payload, which in the super-packet is the previous segment's tail).
+
+use std::io::{self, IoSlice};
+use std::net::SocketAddrV4;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+use crossbeam_channel::Sender;
+
+use crate::counters::{DropReason, Tally};
+use crate::decap::{self, InnerCheck, RxPacket, RxStatus};
+use crate::encap;
+use crate::inet::{
+    self, VnetHdr, VNET_F_DATA_VALID, VNET_F_NEEDS_CSUM, VNET_GSO_NONE, VNET_GSO_TCPV4,
+    VNET_HDR_LEN,
+};
+use crate::packet::{PacketBuf, HEADROOM, MAX_PACKET};
+use crate::sa::{Encap, OutboundSa};
+use crate::sys::{self, OutMsg, RecvMeta, RecvScratch, SendScratch};
+use crate::{IkeDatagram, Shared, TunnelIo};
+
+/// Packets (or segments) per transmit batch.
+const TX_BATCH: usize = 64;
+/// Most segments one TSO super-packet may be cut into (MSS >= 512).
+const MAX_SEGMENTS: usize = 128;
+/// Transmit slots: a batch plus the segments of one more super-packet.
+const TX_SLOTS: usize = TX_BATCH + MAX_SEGMENTS;
+/// Datagrams (each possibly GRO-coalesced) per receive batch.
+pub(crate) const RX_BATCH: usize = 32;
+/// UDP GSO: most datagrams per message (the kernel's UDP_MAX_SEGMENTS).
+const GSO_MAX_SEGMENTS: usize = 64;
+/// UDP GSO: most bytes per message.
+const GSO_MAX_BYTES: usize = 65000;
+/// Pieces of one coalesced TUN write: vnet header + first packet + payloads.
+const GRO_MAX_SEGMENTS: usize = 64;
+
+pub(crate) fn tx_thread(shared: Arc<Shared>, tunnel: Arc<TunnelIo>) {
+    let vnet = tunnel.tun.features().vnet_hdr;
+    let vnet_len = if vnet { VNET_HDR_LEN } else { 0 };
+    let mut slots: Vec<PacketBuf> = (0..TX_SLOTS).map(|_| PacketBuf::new(MAX_PACKET)).collect();
+    let mut verdicts: Vec<Result<(), DropReason>> = vec![Ok(()); TX_SLOTS];
+    let mut send = SendScratch::new(TX_SLOTS, TX_SLOTS);
+    let mut iov_idx: Vec<u16> = Vec::with_capacity(TX_SLOTS);
+    let mut msgs: Vec<OutMsg> = Vec::with_capacity(TX_SLOTS);
+    let mut ok = vec![false; TX_SLOTS];
+    let mut icmp = [0u8; 128];
+    while !tunnel.stop.load(Relaxed) && !shared.stop.load(Relaxed) {
+        let mut pending = 0;
+        let mut reads = 0;
+        while pending < TX_BATCH && TX_SLOTS - pending > MAX_SEGMENTS {
+            let at = HEADROOM - vnet_len;
+            let slot = &mut slots[pending];
+            let raw = slot.raw_mut();
+            let n = match tunnel.tun.read(&mut raw[at..at + vnet_len + MAX_PACKET]) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            };
+            reads += 1;
+            if n <= vnet_len {
+                continue;
+            }
+            let hdr = if vnet {
+                VnetHdr::parse(&raw[at..]).unwrap_or_default()
+            } else {
+                VnetHdr::default()
+            };
+            slot.set_range(HEADROOM, HEADROOM + n - vnet_len);
+            pending += prepare_read(&mut slots, pending, &hdr, &shared);
+        }
+        if pending == 0 {
+            if reads == 0 {
+                let _ = tunnel.tun.wait_readable(100);
+            }
+            continue;
+        }
+        flush_tx(
+            &shared,
+            &tunnel,
+            &mut slots[..pending],
+            &mut verdicts[..pending],
+            &mut send,
+            &mut iov_idx,
+            &mut msgs,
+            &mut ok,
+            &mut icmp,
+        );
+    }
+}
+
+/// Turns the packet just read into `slots[at]` into ready inner packets:
+/// completes a partial checksum, or cuts a TSO super-packet into segments in
+/// `slots[at..]`. Returns how many slots it filled.
+fn prepare_read(slots: &mut [PacketBuf], at: usize, hdr: &VnetHdr, shared: &Shared) -> usize {
+    match hdr.gso_type & !inet::VNET_GSO_ECN {
+        VNET_GSO_NONE => {
+            if hdr.flags & VNET_F_NEEDS_CSUM != 0
+                && !inet::complete_checksum(
+                    slots[at].data_mut(),
+                    usize::from(hdr.csum_start),
+                    usize::from(hdr.csum_offset),
+                )
+            {
+                shared.global.drop_one(DropReason::Malformed);
+                return 0;
+            }
+            1
+        }
+        VNET_GSO_TCPV4 => {
+            let Some(sup) = inet::TcpSuper::parse(slots[at].data(), usize::from(hdr.gso_size))
+            else {
+                shared.global.drop_one(DropReason::Malformed);
+                return 0;
+            };
+            let k = sup.segments();
+            if k > MAX_SEGMENTS || at + k > slots.len() {
+                shared.global.drop_one(DropReason::Malformed);
+                return 0;
+            }
+            let (head, rest) = slots.split_at_mut(at + 1);
+            let src = head[at].data();
+            for (i, seg) in rest[..k - 1].iter_mut().enumerate() {
+                let len = sup.segment_len(i + 1);
+                seg.reset(HEADROOM);
+                seg.set_range(HEADROOM, HEADROOM + len);
+                sup.write_segment(src, i + 1, seg.data_mut());
+            }
+            let first = &mut slots[at];
+            let start = first.start();
+            first.set_range(start, start + sup.segment_len(0));
+            sup.fix_segment(first.data_mut(), 0, k == 1);
+            k
+        }
+        _ => {
+            // Only TSO4 is switched on; anything else is unexpected.
+            shared.global.drop_one(DropReason::Malformed);
+            0
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn flush_tx(
+    shared: &Shared,
+    tunnel: &TunnelIo,
+    slots: &mut [PacketBuf],
+    verdicts: &mut [Result<(), DropReason>],
+    send: &mut SendScratch,
+    iov_idx: &mut Vec<u16>,
+    msgs: &mut Vec<OutMsg>,
+    ok: &mut [bool],
+    icmp: &mut [u8; 128],
+) {
+    let table = shared.sadb.snapshot();
+    let Some(sa) = table.outbound(tunnel.id) else {
+        let mut t = Tally::default();
+        for _ in 0..slots.len() {
+            t.drop(DropReason::NoOutboundSa);
+        }
+        shared.global.add(&t);
+        return;
+    };
+    let mut too_big = Tally::default();
+    for (buf, v) in slots.iter_mut().zip(verdicts.iter_mut()) {
+        *v = Ok(());
+        if buf.len() > sa.max_inner() {
+            *v = Err(DropReason::TooBig);
+            too_big.drop(DropReason::TooBig);
+            answer_too_big(tunnel, buf.data(), sa.max_inner(), icmp);
+        }
+    }
+    if !too_big.is_empty() {
+        sa.counters.add(&too_big);
+    }
+    encap::encap_batch(sa, slots, verdicts);
+    let Some(fd) = shared.socket_for(sa.encap()) else {
+        let mut t = Tally::default();
+        for _ in verdicts.iter().filter(|v| v.is_ok()) {
+            t.drop(DropReason::SendError);
+        }
+        sa.counters.add(&t);
+        return;
+    };
+    build_messages(sa, slots, verdicts, shared.udp_features.gso, iov_idx, msgs);
+    let _ = sys::send_batch(fd, slots, iov_idx, msgs, ok, send);
+    let mut failed = Tally::default();
+    for (m, &sent) in msgs.iter().zip(ok.iter()) {
+        if !sent {
+            for _ in m.iov.clone() {
+                failed.drop(DropReason::SendError);
+            }
+        }
+    }
+    if !failed.is_empty() {
+        sa.counters.add(&failed);
+    }
+}
+
+/// Groups the sealed packets into messages: one per packet, or with UDP GSO
+/// one per run of equal-sized packets (the last of a run may be shorter).
+fn build_messages(
+    sa: &OutboundSa,
+    slots: &[PacketBuf],
+    verdicts: &[Result<(), DropReason>],
+    gso: bool,
+    iov_idx: &mut Vec<u16>,
+    msgs: &mut Vec<OutMsg>,
+) {
+    iov_idx.clear();
+    msgs.clear();
+    let (to, gso) = match sa.encap() {
+        Encap::Native => (SocketAddrV4::new(sa.peer(), 0), false),
+        Encap::Udp { peer_port } => (SocketAddrV4::new(sa.peer(), peer_port), gso),
+    };
+    let mut run_start = 0;
+    let mut run_len = 0usize; // segment size of the open run
+    let mut run_bytes = 0usize;
+    let mut run_closed = true;
+    for (i, (buf, v)) in slots.iter().zip(verdicts.iter()).enumerate() {
+        if v.is_err() {
+            continue;
+        }
+        let len = buf.len();
+        let extend = gso
+            && !run_closed
+            && len <= run_len
+            && iov_idx.len() - run_start < GSO_MAX_SEGMENTS
+            && run_bytes + len <= GSO_MAX_BYTES;
+        if extend {
+            iov_idx.push(i as u16);
+            run_bytes += len;
+            if len < run_len {
+                run_closed = true;
+            }
+            let m = msgs.last_mut().expect("a run is open");
+            m.iov.end = iov_idx.len();
+            m.segment = run_len as u16;
+            continue;
+        }
+        run_start = iov_idx.len();
+        iov_idx.push(i as u16);
+        run_len = len;
+        run_bytes = len;
+        run_closed = false;
+        msgs.push(OutMsg {
+            iov: run_start..iov_idx.len(),
+            to,
+            segment: 0,
+        });
+    }
+}
+
+/// RFC 1191 / RFC 4459: an inner IPv4 packet with DF that does not fit gets
+/// an ICMP fragmentation-needed back into the TUN, from the tunnel's far end.
+fn answer_too_big(tunnel: &TunnelIo, packet: &[u8], max_inner: usize, out: &mut [u8; 128]) {
+    let Some(ip) = inet::parse_ipv4(packet) else {
+        return;
+    };
+    if !ip.dont_fragment {
+        return;
+    }
+    let vnet = tunnel.tun.features().vnet_hdr;
+    let off = if vnet { VNET_HDR_LEN } else { 0 };
+    let n = inet::icmp_frag_needed(
+        packet,
+        tunnel.icmp_source.octets(),
+        max_inner.min(65535) as u16,
+        &mut out[off..],
+    );
+    if n == 0 {
+        return;
+    }
+    if vnet {
+        out[..VNET_HDR_LEN].copy_from_slice(&VnetHdr::default().to_bytes());
+    }
+    let _ = tunnel.tun.write_vectored(&[IoSlice::new(&out[..off + n])]);
+}
+
+pub(crate) fn rx_thread(shared: Arc<Shared>, encap: Encap, ike: Option<Sender<IkeDatagram>>) {
+    let Some(fd) = shared.socket_for(encap) else {
+        return;
+    };
+    let mut bufs: Vec<PacketBuf> = (0..RX_BATCH).map(|_| PacketBuf::new(MAX_PACKET)).collect();
+    let mut meta = vec![RecvMeta::default(); RX_BATCH];
+    let mut scratch = RecvScratch::new(RX_BATCH);
+    let mut pkts: Vec<RxPacket> = Vec::with_capacity(RX_BATCH * GSO_MAX_SEGMENTS * 2);
+    let mut vnet_hdrs = [[0u8; VNET_HDR_LEN]; 1];
+    while !shared.stop.load(Relaxed) {
+        let n = match sys::recv_batch(fd, &mut bufs, HEADROOM, &mut meta, &mut scratch) {
+            Ok(n) => n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) =>
+            {
+                continue
+            }
+            Err(_) => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+                continue;
+            }
+        };
+        pkts.clear();
+        let mut global = Tally::default();
+        for (i, m) in meta[..n].iter().enumerate() {
+            if m.truncated {
+                global.drop(DropReason::Malformed);
+                continue;
+            }
+            let start = HEADROOM;
+            let end = HEADROOM + m.len;
+            match encap {
+                Encap::Native => {
+                    let data = &bufs[i].raw()[start..end];
+                    let Some(ip) = inet::parse_ipv4(data) else {
+                        global.drop(DropReason::Malformed);
+                        continue;
+                    };
+                    let esp = start + ip.header_len..start + ip.total_len;
+                    match decap::esp_spi(&bufs[i].raw()[esp.clone()]) {
+                        Some(spi) if pkts.len() < pkts.capacity() => {
+                            pkts.push(RxPacket::new(i, esp.start, esp.end, spi))
+                        }
+                        _ => global.drop(DropReason::Malformed),
+                    }
+                }
+                Encap::Udp { .. } => {
+                    let mut at = start;
+                    while at < end {
+                        let seg_end = (at + m.segment).min(end);
+                        let d = &bufs[i].raw()[at..seg_end];
+                        if d == [0xff] {
+                            // RFC 3948 2.3: NAT keepalive, dropped silently.
+                        } else if d.len() >= 4 && d[..4] == [0, 0, 0, 0] {
+                            // RFC 3948 2.2: non-ESP marker, an IKE message.
+                            if let Some(tx) = &ike {
+                                let _ = tx.try_send(IkeDatagram {
+                                    from: m.from,
+                                    bytes: d[4..].to_vec(),
+                                });
+                            }
+                        } else {
+                            match decap::esp_spi(d) {
+                                Some(spi) if pkts.len() < pkts.capacity() => {
+                                    pkts.push(RxPacket::new(i, at, seg_end, spi))
+                                }
+                                _ => global.drop(DropReason::Malformed),
+                            }
+                        }
+                        at = seg_end;
+                    }
+                }
+            }
+        }
+        let table = shared.sadb.snapshot();
+        let tunnels = shared.tunnels.load();
+        let mut i = 0;
+        while i < pkts.len() {
+            let spi = pkts[i].spi;
+            let mut j = i + 1;
+            while j < pkts.len() && pkts[j].spi == spi {
+                j += 1;
+            }
+            match table.inbound(spi) {
+                Some(sa) => {
+                    decap::decap_run(sa, &mut pkts[i..j], &mut bufs, InnerCheck::Tunnel);
+                    if let Some(t) = tunnels.iter().find(|t| t.id == sa.tunnel()) {
+                        let failed = deliver(&t.tun, &mut pkts[i..j], &mut bufs, &mut vnet_hdrs);
+                        for _ in 0..failed {
+                            sa.counters.drop_one(DropReason::SendError);
+                        }
+                    }
+                }
+                None => {
+                    for _ in i..j {
+                        global.drop(DropReason::UnknownSpi);
+                    }
+                }
+            }
+            i = j;
+        }
+        if !global.is_empty() {
+            shared.global.add(&global);
+        }
+    }
+}
+
+fn bytes_of<'a>(bufs: &'a [PacketBuf], p: &RxPacket) -> &'a [u8] {
+    &bufs[p.buf as usize].raw()[p.start as usize..p.end as usize]
+}
+
+/// Writes the delivered packets of a run to the TUN, coalescing
+/// consecutive TCP segments of one flow into one GSO write. Returns how
+/// many packets the TUN refused.
+fn deliver(
+    tun: &sys::Tun,
+    pkts: &mut [RxPacket],
+    bufs: &mut [PacketBuf],
+    hdr_store: &mut [[u8; VNET_HDR_LEN]; 1],
+) -> usize {
+    let vnet = tun.features().vnet_hdr;
+    let single_hdr = VnetHdr {
+        flags: VNET_F_DATA_VALID,
+        ..VnetHdr::default()
+    }
+    .to_bytes();
+    let mut failed = 0;
+    let mut k = 0;
+    while k < pkts.len() {
+        if !matches!(pkts[k].status, RxStatus::Deliver(_)) {
+            k += 1;
+            continue;
+        }
+        let first = pkts[k];
+        let seg = if vnet {
+            inet::coalescable_tcp4(bytes_of(bufs, &first))
+        } else {
+            None
+        };
+        let Some(fseg) = seg else {
+            let data = bytes_of(bufs, &first);
+            let r = if vnet {
+                // The ICV authenticated the packet end to end: the kernel need
+                // not verify the inner checksums again.
+                tun.write_vectored(&[IoSlice::new(&single_hdr), IoSlice::new(data)])
+            } else {
+                tun.write_vectored(&[IoSlice::new(data)])
+            };
+            failed += usize::from(r.is_err());
+            k += 1;
+            continue;
+        };
+        let hl = usize::from(fseg.ip_len + fseg.tcp_len);
+        let mut prev = fseg;
+        let mut total = usize::from(fseg.payload_len);
+        let mut m = k + 1;
+        while m < pkts.len() && m - k < GRO_MAX_SEGMENTS {
+            if !matches!(pkts[m].status, RxStatus::Deliver(_)) {
+                break;
+            }
+            let next = bytes_of(bufs, &pkts[m]);
+            let Some(nseg) = inet::coalescable_tcp4(next) else {
+                break;
+            };
+            if hl + total + usize::from(nseg.payload_len) > 65535
+                || !inet::continues(bytes_of(bufs, &first), &fseg, &prev, next, &nseg)
+            {
+                break;
+            }
+            total += usize::from(nseg.payload_len);
+            prev = nseg;
+            m += 1;
+        }
+        let count = m - k;
+        let r = if count == 1 {
+            let data = bytes_of(bufs, &first);
+            tun.write_vectored(&[IoSlice::new(&single_hdr), IoSlice::new(data)])
+        } else {
+            let first_bytes =
+                &mut bufs[first.buf as usize].raw_mut()[first.start as usize..first.end as usize];
+            hdr_store[0] = inet::finish_coalesced(first_bytes, &fseg, total, prev.flags).to_bytes();
+            let mut iov = [IoSlice::new(&[]); GRO_MAX_SEGMENTS + 1];
+            iov[0] = IoSlice::new(&hdr_store[0]);
+            iov[1] = IoSlice::new(bytes_of(bufs, &first));
+            for (slot, p) in iov[2..].iter_mut().zip(pkts[k + 1..m].iter()) {
+                *slot = IoSlice::new(&bytes_of(bufs, p)[hl..]);
+            }
+            tun.write_vectored(&iov[..count + 1])
+        };
+        if r.is_err() {
+            failed += count;
+        }
+        k = m;
+    }
+    failed
+}
