@@ -55,8 +55,8 @@
 //!
 //! # Invariants
 //!
-//! - Per packet: no allocation, no lock, no copy (except one per TSO segment,
-//!   see [`worker`]), no system call of its own except the TUN's `read` /
+//! - Per packet: no allocation, no lock, no copy (except each TSO segment's
+//!   headers, see [`worker`]), no system call of its own except the TUN's `read` /
 //!   `writev` (TUN has no batch call; TSO/GRO make one call carry up to 64 KB).
 //! - SA changes reach the packet threads through an atomic snapshot
 //!   ([`sadb`]) loaded once per batch.

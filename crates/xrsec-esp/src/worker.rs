@@ -12,13 +12,15 @@
 //!
 //! Per packet: no allocation (buffers and headers are allocated when the
 //! thread starts), no lock, no system call of its own except the TUN's, which
-//! has no batch call: one `read` per packet or TSO super-packet, one `writev`
-//! per packet or GRO super-packet. Copies: none for packets up to the MTU;
-//! TSO super-packets are cut into segments by copying each segment's
-//! payload once (the headers of every segment must be written in front of
-//! its payload, which in the super-packet is the previous segment's tail).
+//! has no batch call: one `read` (`readv`) per packet or TSO super-packet, one
+//! `writev` per packet or GRO super-packet. Copies: none for packets up to
+//! the MTU; a TSO super-packet is read scattered so that each segment's
+//! payload lands in its own slot behind room for its headers, and only the
+//! headers are copied per segment (see `Layout`; the first super-packet of
+//! a flow, whose layout is not known yet, has each segment's payload copied
+//! once).
 
-use std::io::{self, IoSlice};
+use std::io::{self, IoSlice, IoSliceMut};
 use std::net::SocketAddrV4;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -62,14 +64,23 @@ pub(crate) fn tx_thread(shared: Arc<Shared>, tunnel: Arc<TunnelIo>) {
     let mut msgs: Vec<OutMsg> = Vec::with_capacity(TX_SLOTS);
     let mut ok = vec![false; TX_SLOTS];
     let mut icmp = [0u8; 128];
+    // The layout of the last TSO super-packet: the next is read scattered
+    // along it (see `Layout`).
+    let mut layout: Option<Layout> = None;
     while !tunnel.stop.load(Relaxed) && !shared.stop.load(Relaxed) {
         let mut pending = 0;
         let mut reads = 0;
         while pending < TX_BATCH && TX_SLOTS - pending > MAX_SEGMENTS {
             let at = HEADROOM - vnet_len;
-            let slot = &mut slots[pending];
-            let raw = slot.raw_mut();
-            let n = match tunnel.tun.read(&mut raw[at..at + vnet_len + MAX_PACKET]) {
+            let scatter = layout.filter(|l| l.slots() <= TX_SLOTS - pending);
+            let read = match scatter {
+                Some(l) => read_scattered(&tunnel.tun, &mut slots[pending..], l, vnet_len),
+                None => {
+                    let raw = slots[pending].raw_mut();
+                    tunnel.tun.read(&mut raw[at..at + vnet_len + MAX_PACKET])
+                }
+            };
+            let n = match read {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -79,13 +90,28 @@ pub(crate) fn tx_thread(shared: Arc<Shared>, tunnel: Arc<TunnelIo>) {
             if n <= vnet_len {
                 continue;
             }
+            let len = n - vnet_len;
             let hdr = if vnet {
-                VnetHdr::parse(&raw[at..]).unwrap_or_default()
+                VnetHdr::parse(&slots[pending].raw()[at..]).unwrap_or_default()
             } else {
                 VnetHdr::default()
             };
-            slot.set_range(HEADROOM, HEADROOM + n - vnet_len);
-            pending += prepare_read(&mut slots, pending, &hdr, &shared);
+            if let Some(l) = scatter {
+                if len > l.first_len() {
+                    if let Some(k) = segment_scattered(&mut slots[pending..], &hdr, l, len) {
+                        pending += k;
+                        continue;
+                    }
+                    // Another layout (or not TSO at all): make it contiguous.
+                    gather(&mut slots[pending..], l, len);
+                }
+            }
+            slots[pending].set_range(HEADROOM, HEADROOM + len);
+            let (k, seen) = prepare_read(&mut slots, pending, &hdr, &shared);
+            pending += k;
+            if seen.is_some() {
+                layout = seen;
+            }
         }
         if pending == 0 {
             if reads == 0 {
@@ -107,10 +133,145 @@ pub(crate) fn tx_thread(shared: Arc<Shared>, tunnel: Arc<TunnelIo>) {
     }
 }
 
+/// Where the segments of a TSO super-packet lie when it is read scattered.
+///
+/// Cutting a super-packet into segments would otherwise mean moving each
+/// segment's payload to make room for its headers: a second pass over every
+/// byte after the kernel's copy. Instead the read is scattered so that each
+/// segment's payload lands in its own slot right behind room for the
+/// headers: the first slot gets the vnet header, the headers and the first
+/// payload where a plain read would put them, each next slot `mss` bytes at
+/// `HEADROOM + headers`, and the last slot whatever is left (up to a
+/// maximal packet). Then only the headers are copied per segment.
+///
+/// The layout (headers' length, MSS) is taken from the previous
+/// super-packet: a TCP flow keeps both. A packet that does not match (first
+/// of a flow, another flow, not TSO at all but longer than the first
+/// slot's share) is gathered back into the first slot and takes the
+/// contiguous path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Layout {
+    /// IPv4 and TCP headers' length.
+    hl: usize,
+    /// Segment payload size.
+    mss: usize,
+}
+
+impl Layout {
+    fn of(sup: &inet::TcpSuper) -> Option<Self> {
+        let l = Self {
+            hl: sup.header_len(),
+            mss: sup.mss(),
+        };
+        // Small MSS would need more slots than a batch keeps free.
+        (l.mss >= 512 && l.slots() >= 2 && l.slots() <= MAX_SEGMENTS).then_some(l)
+    }
+
+    /// Bytes of the packet read into the first slot.
+    fn first_len(&self) -> usize {
+        self.hl + self.mss
+    }
+
+    /// Slots a read takes: enough for the largest super-packet.
+    fn slots(&self) -> usize {
+        (MAX_PACKET - self.hl).div_ceil(self.mss)
+    }
+
+    /// Where in slot `i` of `slots` its share of the read goes (slot 0:
+    /// the vnet header too).
+    fn share(&self, i: usize, slots: usize, vnet_len: usize) -> core::ops::Range<usize> {
+        let start = HEADROOM + self.hl;
+        if i == 0 {
+            HEADROOM - vnet_len..start + self.mss
+        } else if i + 1 == slots {
+            start..HEADROOM + MAX_PACKET
+        } else {
+            start..start + self.mss
+        }
+    }
+}
+
+/// Reads one packet from the TUN scattered over `slots` along `l`.
+fn read_scattered(
+    tun: &sys::Tun,
+    slots: &mut [PacketBuf],
+    l: Layout,
+    vnet_len: usize,
+) -> io::Result<usize> {
+    let k = l.slots();
+    let mut iov: [IoSliceMut<'_>; MAX_SEGMENTS] = std::array::from_fn(|_| IoSliceMut::new(&mut []));
+    for (i, (slot, v)) in slots[..k].iter_mut().zip(iov.iter_mut()).enumerate() {
+        *v = IoSliceMut::new(&mut slot.raw_mut()[l.share(i, k, vnet_len)]);
+    }
+    tun.read_vectored(&mut iov[..k])
+}
+
+/// Cuts a super-packet read scattered along `l` into its segments, if it
+/// is TSO with that layout: copies the headers in front of each payload
+/// and fixes them up. Returns the number of segments, or `None` (nothing
+/// changed) if the packet is something else.
+fn segment_scattered(
+    slots: &mut [PacketBuf],
+    hdr: &VnetHdr,
+    l: Layout,
+    len: usize,
+) -> Option<usize> {
+    if hdr.gso_type & !inet::VNET_GSO_ECN != VNET_GSO_TCPV4 || usize::from(hdr.gso_size) != l.mss {
+        return None;
+    }
+    let head = &slots[0].raw()[HEADROOM..HEADROOM + l.first_len()];
+    let sup = inet::TcpSuper::parse_head(head, len, l.mss)?;
+    let k = sup.segments();
+    if sup.header_len() != l.hl || k > l.slots() {
+        return None;
+    }
+    let (first, rest) = slots.split_at_mut(1);
+    let headers = &first[0].raw()[HEADROOM..HEADROOM + l.hl];
+    for (i, seg) in rest[..k - 1]
+        .iter_mut()
+        .enumerate()
+        .map(|(i, s)| (i + 1, s))
+    {
+        seg.set_range(HEADROOM, HEADROOM + sup.segment_len(i));
+        let data = seg.data_mut();
+        data[..l.hl].copy_from_slice(headers);
+        sup.fix_segment(data, i, sup.is_last(i));
+    }
+    let first = &mut first[0];
+    first.set_range(HEADROOM, HEADROOM + sup.segment_len(0));
+    sup.fix_segment(first.data_mut(), 0, k == 1);
+    Some(k)
+}
+
+/// Moves the `len` bytes of a packet read scattered along `l` back together
+/// in the first slot, at `HEADROOM`.
+fn gather(slots: &mut [PacketBuf], l: Layout, len: usize) {
+    let k = l.slots();
+    let (first, rest) = slots.split_at_mut(1);
+    let dst = first[0].raw_mut();
+    let mut at = l.first_len();
+    for (i, slot) in rest[..k - 1].iter().enumerate().map(|(i, s)| (i + 1, s)) {
+        if at >= len {
+            break;
+        }
+        let share = l.share(i, k, 0);
+        let n = share.len().min(len - at);
+        dst[HEADROOM + at..HEADROOM + at + n]
+            .copy_from_slice(&slot.raw()[share.start..share.start + n]);
+        at += n;
+    }
+}
+
 /// Turns the packet just read into `slots[at]` into ready inner packets:
 /// completes a partial checksum, or cuts a TSO super-packet into segments in
-/// `slots[at..]`. Returns how many slots it filled.
-fn prepare_read(slots: &mut [PacketBuf], at: usize, hdr: &VnetHdr, shared: &Shared) -> usize {
+/// `slots[at..]`. Returns how many slots it filled, and for a super-packet
+/// the layout to read the next one along.
+fn prepare_read(
+    slots: &mut [PacketBuf],
+    at: usize,
+    hdr: &VnetHdr,
+    shared: &Shared,
+) -> (usize, Option<Layout>) {
     match hdr.gso_type & !inet::VNET_GSO_ECN {
         VNET_GSO_NONE => {
             if hdr.flags & VNET_F_NEEDS_CSUM != 0
@@ -121,20 +282,20 @@ fn prepare_read(slots: &mut [PacketBuf], at: usize, hdr: &VnetHdr, shared: &Shar
                 )
             {
                 shared.global.drop_one(DropReason::Malformed);
-                return 0;
+                return (0, None);
             }
-            1
+            (1, None)
         }
         VNET_GSO_TCPV4 => {
             let Some(sup) = inet::TcpSuper::parse(slots[at].data(), usize::from(hdr.gso_size))
             else {
                 shared.global.drop_one(DropReason::Malformed);
-                return 0;
+                return (0, None);
             };
             let k = sup.segments();
             if k > MAX_SEGMENTS || at + k > slots.len() {
                 shared.global.drop_one(DropReason::Malformed);
-                return 0;
+                return (0, None);
             }
             let (head, rest) = slots.split_at_mut(at + 1);
             let src = head[at].data();
@@ -148,12 +309,12 @@ fn prepare_read(slots: &mut [PacketBuf], at: usize, hdr: &VnetHdr, shared: &Shar
             let start = first.start();
             first.set_range(start, start + sup.segment_len(0));
             sup.fix_segment(first.data_mut(), 0, k == 1);
-            k
+            (k, Layout::of(&sup))
         }
         _ => {
             // Only TSO4 is switched on; anything else is unexpected.
             shared.global.drop_one(DropReason::Malformed);
-            0
+            (0, None)
         }
     }
 }
@@ -493,4 +654,133 @@ fn deliver(
         k = m;
     }
     failed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An IPv4/TCP super-packet with timestamps (52 bytes of headers), a
+    /// partial checksum as the TUN hands it over, and numbered payload.
+    fn super_packet(payload: usize, flags: u8) -> Vec<u8> {
+        let mut p = vec![0u8; 52 + payload];
+        p[0] = 0x45;
+        let total = p.len() as u16;
+        p[2..4].copy_from_slice(&total.to_be_bytes());
+        p[4..6].copy_from_slice(&0x4321u16.to_be_bytes());
+        p[6] = 0x40;
+        p[8] = 64;
+        p[9] = 6;
+        p[12..16].copy_from_slice(&[10, 1, 0, 1]);
+        p[16..20].copy_from_slice(&[10, 2, 0, 1]);
+        let t = &mut p[20..];
+        t[0..2].copy_from_slice(&40000u16.to_be_bytes());
+        t[2..4].copy_from_slice(&5201u16.to_be_bytes());
+        t[4..8].copy_from_slice(&0xffff_f000u32.to_be_bytes()); // wraps
+        t[12] = 8 << 4;
+        t[13] = flags;
+        t[14..16].copy_from_slice(&500u16.to_be_bytes());
+        t[20..32].copy_from_slice(&[1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2]);
+        for (i, b) in t[32..].iter_mut().enumerate() {
+            *b = (i * 7 + i / 251) as u8;
+        }
+        p
+    }
+
+    /// What `read_scattered` makes of `packet`: the same ranges, filled in
+    /// turn (vnet header first).
+    fn scatter(packet: &[u8], hdr: &VnetHdr, l: Layout, slots: &mut [PacketBuf]) -> usize {
+        let mut read = hdr.to_bytes().to_vec();
+        read.extend_from_slice(packet);
+        let k = l.slots();
+        let mut at = 0;
+        for (i, slot) in slots[..k].iter_mut().enumerate() {
+            let range = l.share(i, k, VNET_HDR_LEN);
+            let n = range.len().min(read.len() - at);
+            slot.raw_mut()[range.start..range.start + n].copy_from_slice(&read[at..at + n]);
+            at += n;
+        }
+        assert_eq!(at, read.len(), "the shares hold a maximal packet");
+        read.len()
+    }
+
+    fn tso_hdr(mss: usize) -> VnetHdr {
+        VnetHdr {
+            flags: VNET_F_NEEDS_CSUM,
+            gso_type: VNET_GSO_TCPV4,
+            hdr_len: 52,
+            gso_size: mss as u16,
+            csum_start: 20,
+            csum_offset: 16,
+        }
+    }
+
+    fn new_slots() -> Vec<PacketBuf> {
+        (0..MAX_SEGMENTS)
+            .map(|_| PacketBuf::new(MAX_PACKET))
+            .collect()
+    }
+
+    #[test]
+    fn scattered_segments_equal_the_contiguous_ones() {
+        let mss = 1348;
+        let l = Layout { hl: 52, mss };
+        let mut slots = new_slots();
+        for payload in [mss + 1, 2 * mss, 3000, 40_000, MAX_PACKET - 52] {
+            for flags in [0x10, 0x18 | 0x01, 0x80 | 0x10] {
+                let packet = super_packet(payload, flags);
+                let sup = inet::TcpSuper::parse(&packet, mss).unwrap();
+                let n = scatter(&packet, &tso_hdr(mss), l, &mut slots);
+                let k = segment_scattered(&mut slots, &tso_hdr(mss), l, n - VNET_HDR_LEN)
+                    .expect("the layout matches");
+                assert_eq!(k, sup.segments());
+                for (i, slot) in slots[..k].iter().enumerate() {
+                    let mut want = vec![0u8; sup.segment_len(i)];
+                    sup.write_segment(&packet, i, &mut want);
+                    assert_eq!(slot.data(), &want[..], "payload {payload} segment {i}");
+                    // Each segment's TCP checksum verifies on its own.
+                    let seg = slot.data();
+                    let sum = inet::csum_add(0, &seg[12..20])
+                        + 6
+                        + (seg.len() - 20) as u64
+                        + inet::csum_add(0, &seg[20..]);
+                    assert_eq!(inet::csum_fold(sum), 0xffff, "segment {i} checksum");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn other_packets_are_gathered_back_whole() {
+        let l = Layout { hl: 52, mss: 1348 };
+        let mut slots = new_slots();
+        // Another MSS (another flow), a plain packet longer than the first
+        // slot's share, and a maximal packet.
+        for (payload, hdr) in [
+            (30_000, tso_hdr(1000)),
+            (1400, VnetHdr::default()),
+            (MAX_PACKET - 52, tso_hdr(1200)),
+        ] {
+            let packet = super_packet(payload, 0x10);
+            let n = scatter(&packet, &hdr, l, &mut slots);
+            assert_eq!(
+                segment_scattered(&mut slots, &hdr, l, n - VNET_HDR_LEN),
+                None
+            );
+            gather(&mut slots, l, n - VNET_HDR_LEN);
+            assert_eq!(
+                &slots[0].raw()[HEADROOM..HEADROOM + packet.len()],
+                &packet[..],
+                "payload {payload}"
+            );
+        }
+    }
+
+    #[test]
+    fn layouts_fit_the_free_slots() {
+        for mss in [512, 536, 1000, 1348, 1448, 8948, 32_000] {
+            let l = Layout { hl: 52, mss };
+            assert!(l.slots() <= MAX_SEGMENTS && TX_SLOTS - (TX_BATCH - 1) > l.slots());
+        }
+    }
 }

@@ -2,7 +2,7 @@
 //! configuration by ioctl on an `AF_INET` datagram socket (netdevice(7)).
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, IoSlice, Read, Write};
+use std::io::{self, IoSlice, IoSliceMut, Read, Write};
 use std::net::Ipv4Addr;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
@@ -151,6 +151,12 @@ impl Tun {
     /// Reads one packet (or super-packet); `WouldBlock` when none is queued.
     pub fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
         (&self.file).read(buf)
+    }
+
+    /// Reads one packet (or super-packet) scattered over `bufs`, filling
+    /// each in turn; `WouldBlock` when none is queued.
+    pub fn read_vectored(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        (&self.file).read_vectored(bufs)
     }
 
     /// Writes one packet from several pieces (vnet header, headers, payload
