@@ -498,27 +498,72 @@ pub(crate) fn describe_offer(sa: &SaPayload) -> String {
     }
 }
 
+/// IANA names of transforms xrsec does not implement but peers still offer
+/// (IKEv2 registry, RFC 7296 3.3.2 and later), so that a failed negotiation
+/// names the peer's algorithms the way its own configuration does.
+fn unsupported_name(ty: TransformType, id: u16) -> Option<&'static str> {
+    Some(match (ty, id) {
+        (TransformType::Encr, 2) => "DES",
+        (TransformType::Encr, 3) => "3DES",
+        (TransformType::Encr, 11) => "NULL",
+        (TransformType::Encr, 13) => "AES-CTR",
+        (TransformType::Encr, 14) => "AES-CCM-8",
+        (TransformType::Encr, 16) => "AES-CCM-16",
+        (TransformType::Encr, 18) => "AES-GCM-8",
+        (TransformType::Encr, 19) => "AES-GCM-12",
+        (TransformType::Encr, 23) => "CAMELLIA-CBC",
+        (TransformType::Encr, 28) => "CHACHA20-POLY1305",
+        (TransformType::Prf, 1) => "PRF-HMAC-MD5",
+        (TransformType::Prf, 4) => "PRF-AES128-XCBC",
+        (TransformType::Prf, 8) => "PRF-AES128-CMAC",
+        (TransformType::Integ, 1) => "HMAC-MD5-96",
+        (TransformType::Integ, 5) => "AES-XCBC-96",
+        (TransformType::Integ, 8) => "AES-CMAC-96",
+        (TransformType::Dh, 1) => "group 1 (MODP-768)",
+        (TransformType::Dh, 2) => "group 2 (MODP-1024)",
+        (TransformType::Dh, 5) => "group 5 (MODP-1536)",
+        (TransformType::Dh, 14) => "group 14 (MODP-2048)",
+        (TransformType::Dh, 15) => "group 15 (MODP-3072)",
+        (TransformType::Dh, 16) => "group 16 (MODP-4096)",
+        (TransformType::Dh, 17) => "group 17 (MODP-6144)",
+        (TransformType::Dh, 18) => "group 18 (MODP-8192)",
+        (TransformType::Dh, 22) => "group 22 (MODP-1024/160)",
+        (TransformType::Dh, 23) => "group 23 (MODP-2048/224)",
+        (TransformType::Dh, 24) => "group 24 (MODP-2048/256)",
+        (TransformType::Dh, 25) => "group 25 (ECP-192)",
+        (TransformType::Dh, 26) => "group 26 (ECP-224)",
+        (TransformType::Dh, 27) => "group 27 (brainpoolP224r1)",
+        (TransformType::Dh, 28) => "group 28 (brainpoolP256r1)",
+        (TransformType::Dh, 29) => "group 29 (brainpoolP384r1)",
+        (TransformType::Dh, 30) => "group 30 (brainpoolP512r1)",
+        (TransformType::Dh, 32) => "group 32 (Curve448)",
+        _ => return None,
+    })
+}
+
 fn transform_name(t: &Transform) -> String {
+    let other = |prefix: &str| match unsupported_name(t.transform_type, t.id) {
+        Some(name) => name.to_string(),
+        None => format!("{prefix} {}", t.id),
+    };
     match t.transform_type {
         TransformType::Encr => match t.key_length.and_then(|k| Encr::from_iana(t.id, k)) {
             Some(e) => e.name().to_string(),
             None => match t.key_length {
-                Some(k) => format!("ENCR {} ({k} bits)", t.id),
-                None => format!("ENCR {}", t.id),
+                Some(k) => format!("{}-{k}", other("ENCR")),
+                None => other("ENCR"),
             },
         },
         TransformType::Prf => {
-            PrfId::from_iana(t.id).map_or_else(|| format!("PRF {}", t.id), |x| x.name().to_string())
+            PrfId::from_iana(t.id).map_or_else(|| other("PRF"), |x| x.name().to_string())
         }
         TransformType::Integ => match t.id {
             NONE => "no integrity".to_string(),
-            id => IntegId::from_iana(id)
-                .map_or_else(|| format!("INTEG {id}"), |x| x.name().to_string()),
+            id => IntegId::from_iana(id).map_or_else(|| other("INTEG"), |x| x.name().to_string()),
         },
         TransformType::Dh => match t.id {
             NONE => "no DH".to_string(),
-            id => DhGroup::from_iana(id)
-                .map_or_else(|| format!("group {id}"), |x| x.name().to_string()),
+            id => DhGroup::from_iana(id).map_or_else(|| other("group"), |x| x.name().to_string()),
         },
         TransformType::Esn => match t.id {
             ESN_NO => "no ESN".to_string(),
@@ -551,6 +596,36 @@ mod tests {
             prf: prf.to_vec(),
             dh: dh.to_vec(),
         }
+    }
+
+    #[test]
+    fn an_offer_of_algorithms_we_lack_is_described_by_their_iana_names() {
+        let t = |ty, id, key_length| Transform {
+            transform_type: ty,
+            id,
+            key_length,
+            unknown_attributes: false,
+        };
+        let offer = SaPayload {
+            proposals: vec![Proposal {
+                number: 1,
+                protocol: ProtocolId::Ike,
+                spi: Vec::new(),
+                transforms: vec![
+                    t(TransformType::Encr, 3, None),
+                    t(TransformType::Encr, 23, Some(128)),
+                    t(TransformType::Encr, 99, None),
+                    t(TransformType::Integ, 2, None),
+                    t(TransformType::Prf, 1, None),
+                    t(TransformType::Dh, 14, None),
+                    t(TransformType::Dh, 19, None),
+                ],
+            }],
+        };
+        assert_eq!(
+            describe_offer(&offer),
+            "3DES,CAMELLIA-CBC-128,ENCR 99/HMAC-SHA1-96/PRF-HMAC-MD5/group 14 (MODP-2048),group 19 (ECP-256)"
+        );
     }
 
     #[test]
