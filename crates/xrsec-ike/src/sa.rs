@@ -1325,40 +1325,19 @@ impl IkeSa {
             return self.fail(ctx, reason);
         };
         let remote_identity = identity_of(idr);
-        let verified = auth.method == SHARED_KEY_MIC
-            && verify_psk_auth(
-                s.keyed.algs.prf,
-                &t.psk_remote,
-                &SignedOctets {
-                    real_message: &s.sa_init_response,
-                    peer_nonce: &s.ni,
-                    sk_p: &s.keyed.keys.sk_pr,
-                    id_body: &idr.body_bytes(),
-                },
-                &auth.data,
-            );
-        let failure = if !verified {
-            Some(FailureReason::AuthenticationFailed {
-                detail: if auth.method == SHARED_KEY_MIC {
-                    format!(
-                        "the AUTH payload of {} ({remote_identity}) does not match our pre-shared key for it: the keys differ",
-                        self.remote.ip()
-                    )
-                } else {
-                    format!(
-                        "the peer authenticates with method {}; we expect a pre-shared key (2)",
-                        auth.method
-                    )
-                },
-            })
-        } else if !t.accepts_identity(&remote_identity) {
-            Some(FailureReason::IdentityMismatch {
-                got: remote_identity.to_string(),
-                expected: describe_matches(t),
-            })
-        } else {
-            None
-        };
+        let failure = authenticate_peer(
+            t,
+            self.remote.ip(),
+            auth,
+            &remote_identity,
+            &SignedOctets {
+                real_message: &s.sa_init_response,
+                peer_nonce: &s.ni,
+                sk_p: &s.keyed.keys.sk_pr,
+                id_body: &idr.body_bytes(),
+            },
+            s.keyed.algs.prf,
+        );
         if let Some(reason) = failure {
             // RFC 7296 2.21.2: the initiator MAY tell the responder in a
             // separate INFORMATIONAL exchange; it is sent once, unanswered.
@@ -1675,40 +1654,19 @@ impl IkeSa {
         let t = self.tunnel(ctx);
         // RFC 7296 2.15: verify the initiator's AUTH over RealMessage1 | Nr |
         // prf(SK_pi, IDi').
-        let verified = auth.method == SHARED_KEY_MIC
-            && verify_psk_auth(
-                s.keyed.algs.prf,
-                &t.psk_remote,
-                &SignedOctets {
-                    real_message: &s.sa_init_request,
-                    peer_nonce: &s.nr,
-                    sk_p: &s.keyed.keys.sk_pi,
-                    id_body: &idi.body_bytes(),
-                },
-                &auth.data,
-            );
-        let failure = if !verified {
-            Some(FailureReason::AuthenticationFailed {
-                detail: if auth.method == SHARED_KEY_MIC {
-                    format!(
-                        "the AUTH payload of {} ({remote_identity}) does not match our pre-shared key for it: the keys differ",
-                        self.remote.ip()
-                    )
-                } else {
-                    format!(
-                        "the peer authenticates with method {}; we expect a pre-shared key (2)",
-                        auth.method
-                    )
-                },
-            })
-        } else if !t.accepts_identity(&remote_identity) {
-            Some(FailureReason::IdentityMismatch {
-                got: remote_identity.to_string(),
-                expected: describe_matches(t),
-            })
-        } else {
-            None
-        };
+        let failure = authenticate_peer(
+            t,
+            self.remote.ip(),
+            auth,
+            &remote_identity,
+            &SignedOctets {
+                real_message: &s.sa_init_request,
+                peer_nonce: &s.nr,
+                sk_p: &s.keyed.keys.sk_pi,
+                id_body: &idi.body_bytes(),
+            },
+            s.keyed.algs.prf,
+        );
         if let Some(reason) = failure {
             // RFC 7296 2.21.2: AUTHENTICATION_FAILED in the IKE_AUTH response,
             // and no IKE SA.
@@ -2291,6 +2249,42 @@ fn source_for_natd(opts: &EndpointOptions, local: SocketAddr) -> SocketAddr {
     } else {
         local
     }
+}
+
+/// RFC 7296 2.15: checks the peer's AUTH payload against what it must have
+/// signed (`octets`: its own IKE_SA_INIT message, our nonce, its ID keyed with
+/// its SK_p) and its identity against the profile's `match identity remote`.
+/// Both roles use it; the reason says what to fix, never the key.
+fn authenticate_peer(
+    t: &TunnelConfig,
+    peer: IpAddr,
+    auth: &AuthPayload,
+    remote_identity: &Identity,
+    octets: &SignedOctets<'_>,
+    prf: xrsec_crypto::PrfId,
+) -> Option<FailureReason> {
+    if auth.method != SHARED_KEY_MIC {
+        return Some(FailureReason::AuthenticationFailed {
+            detail: format!(
+                "the peer authenticates with method {}; we expect a pre-shared key (2)",
+                auth.method
+            ),
+        });
+    }
+    if !verify_psk_auth(prf, &t.psk_remote, octets, &auth.data) {
+        return Some(FailureReason::AuthenticationFailed {
+            detail: format!(
+                "the AUTH payload of {peer} ({remote_identity}) does not match our pre-shared key for it: the keys differ"
+            ),
+        });
+    }
+    if !t.accepts_identity(remote_identity) {
+        return Some(FailureReason::IdentityMismatch {
+            got: remote_identity.to_string(),
+            expected: describe_matches(t),
+        });
+    }
+    None
 }
 
 fn describe_matches(t: &TunnelConfig) -> String {
