@@ -1109,6 +1109,30 @@ impl<'a> Parser<'a> {
         Err(Failed)
     }
 
+    /// A lifetime in seconds ending the command: from 10 s (so tests can
+    /// rekey often) to `max`, with a warning under IOS-XR's minimum of 120 s.
+    fn lifetime_secs(
+        &mut self,
+        cur: &mut Cursor<'_, 'a>,
+        what: &str,
+        max: u64,
+        example: &str,
+    ) -> Res<u64> {
+        let (n, tok) = self.number(cur, "a lifetime in seconds", 10..=max, "seconds", example)?;
+        self.end(cur)?;
+        if n < 120 {
+            let d = self
+                .rep
+                .warning(
+                    cur.span_of(tok),
+                    format!("{what} lifetime of {n} s is below IOS-XR's minimum of 120 s"),
+                )
+                .note("xrsec accepts it so tests can rekey often; an IOS-XR peer will not");
+            self.emit(d);
+        }
+        Ok(n)
+    }
+
     fn proposal_mut(&mut self, t: Target) -> &mut Ikev2Proposal {
         match t {
             Target::Proposal(Some(i)) => self.cfg.proposals.at_mut(i),
@@ -1333,24 +1357,7 @@ impl<'a> Parser<'a> {
                 self.ikev2_profile_mut(t).keyring = Some(r);
             }
             "lifetime" => {
-                let (n, tok) = self.number(
-                    cur,
-                    "a lifetime in seconds",
-                    10..=86_400,
-                    "seconds",
-                    "lifetime 86400",
-                )?;
-                self.end(cur)?;
-                if n < 120 {
-                    let d = self
-                        .rep
-                        .warning(
-                            cur.span_of(tok),
-                            format!("IKE SA lifetime of {n} s is below IOS-XR's minimum of 120 s"),
-                        )
-                        .note("xrsec accepts it so tests can rekey often; an IOS-XR peer will not");
-                    self.emit(d);
-                }
+                let n = self.lifetime_secs(cur, "IKE SA", 86_400, "lifetime 86400")?;
                 self.ikev2_profile_mut(t).lifetime_secs = Some(n as u32);
             }
             "authentication" => {
@@ -1557,26 +1564,12 @@ impl<'a> Parser<'a> {
             _ => match self.keyword(cur, &["lifetime", "replay"], "keyword")? {
                 "lifetime" => match self.keyword(cur, &["seconds", "kilobytes"], "unit")? {
                     "seconds" => {
-                        let (n, tok) = self.number(
+                        let n = self.lifetime_secs(
                             cur,
-                            "a lifetime in seconds",
-                            10..=604_800,
-                            "seconds",
+                            "IPsec SA",
+                            604_800,
                             "set security-association lifetime seconds 3600",
                         )?;
-                        self.end(cur)?;
-                        if n < 120 {
-                            let d = self
-                                .rep
-                                .warning(
-                                    cur.span_of(tok),
-                                    format!(
-                                        "IPsec SA lifetime of {n} s is below IOS-XR's minimum of 120 s"
-                                    ),
-                                )
-                                .note("xrsec accepts it so tests can rekey often; an IOS-XR peer will not");
-                            self.emit(d);
-                        }
                         self.ipsec_profile_mut(t).sa_lifetime_secs = Some(n as u32);
                     }
                     _ => {
