@@ -425,7 +425,7 @@ fn every_line_of_a_file_is_checked_after_a_failure() {
 #[test]
 fn weak_choices_are_warnings_not_errors() {
     let text = format!(
-        "{BASE}ikev2 proposal P1 integrity sha-1\nkeyring KR peer PEER pre-shared-key short\nipsec transform-set TS transform esp-128-aes esp-hmac-sha-1\nipsec profile NOPFS set ikev2-profile IKE\nipsec profile NOPFS set transform-set TS\nikev2 profile IKE lifetime 60\n"
+        "{BASE}ikev2 proposal P1 integrity sha-1\nkeyring KR peer PEER pre-shared-key short\nipsec transform-set TS transform esp-128-aes esp-hmac-sha-1\nipsec profile NOPFS set ikev2-profile IKE\nipsec profile NOPFS set transform-set TS\nikev2 profile IKE lifetime 60\nipsec profile IPS set security-association lifetime seconds 10\n"
     );
     let p = parse_str("t.conf", &text);
     assert!(!p.has_errors(), "{}", p.render_diagnostics());
@@ -438,6 +438,7 @@ fn weak_choices_are_warnings_not_errors() {
     assert!(msgs.contains(&"ipsec transform-set `TS` offers esp-hmac-sha-1"));
     assert!(msgs.contains(&"ipsec profile `NOPFS` has no PFS"));
     assert!(msgs.contains(&"IKE SA lifetime of 60 s is below IOS-XR's minimum of 120 s"));
+    assert!(msgs.contains(&"IPsec SA lifetime of 10 s is below IOS-XR's minimum of 120 s"));
     assert!(!p.render_diagnostics().contains("short\n"));
     assert!(p.config.is_some());
 }
