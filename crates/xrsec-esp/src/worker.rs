@@ -8,7 +8,11 @@
 //! - one receive thread per socket (raw ESP, UDP 4500): one `recvmmsg` per
 //!   batch (UDP: GRO-coalesced datagrams), SPI lookup in one snapshot,
 //!   decapsulation in place per run of one SA, one TUN `writev` per run of
-//!   coalescable TCP segments (a GSO super-packet) or per other packet.
+//!   coalescable TCP segments (a GSO super-packet) or per other packet;
+//! - or, with `DataplaneOptions::rx_in_tunnel_thread` and a single tunnel,
+//!   no UDP receive thread: the tunnel's thread runs the same receive batch
+//!   (`rx_batch`, non-blocking) after each transmit batch and polls the
+//!   TUN and the socket together when both are idle.
 //!
 //! Per packet: no allocation (buffers and headers are allocated when the
 //! thread starts), no lock, no system call of its own except the TUN's, which
@@ -22,10 +26,10 @@
 
 use std::io::{self, IoSlice, IoSliceMut};
 use std::net::SocketAddrV4;
-use std::sync::atomic::Ordering::Relaxed;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::sync::Arc;
-
-use crossbeam_channel::Sender;
 
 use crate::counters::{DropReason, Tally};
 use crate::decap::{self, InnerCheck, RxPacket, RxStatus};
@@ -67,7 +71,23 @@ pub(crate) fn tx_thread(shared: Arc<Shared>, tunnel: Arc<TunnelIo>) {
     // The layout of the last TSO super-packet: the next is read scattered
     // along it (see `Layout`).
     let mut layout: Option<Layout> = None;
+    // The UDP socket's receive role, when the dataplane gives it to this
+    // thread (`DataplaneOptions::rx_in_tunnel_thread`), and its buffers.
+    let mut serving = false;
+    let mut rx: Option<RxState> = None;
     while !tunnel.stop.load(Relaxed) && !shared.stop.load(Relaxed) {
+        let granted = shared.udp_rx_owner.load(Relaxed) == tunnel.id.0;
+        if granted != serving {
+            // Taking or giving back the role: `held` is written before the
+            // owner is read again (SeqCst, like the dataplane's side, which
+            // writes the owner and then reads `held`), so the dataplane
+            // never sees it free while this thread goes on receiving.
+            tunnel.udp_rx_held.store(granted, SeqCst);
+            serving = granted && shared.udp_rx_owner.load(SeqCst) == tunnel.id.0;
+            if granted && !serving {
+                tunnel.udp_rx_held.store(false, SeqCst);
+            }
+        }
         let mut pending = 0;
         let mut reads = 0;
         while pending < TX_BATCH && TX_SLOTS - pending > MAX_SEGMENTS {
@@ -113,25 +133,40 @@ pub(crate) fn tx_thread(shared: Arc<Shared>, tunnel: Arc<TunnelIo>) {
                 layout = seen;
             }
         }
-        if pending == 0 {
-            if reads == 0 {
-                let _ = tunnel.tun.wait_readable(100);
-            }
-            continue;
+        if pending > 0 {
+            flush_tx(
+                &shared,
+                &tunnel,
+                &mut slots[..pending],
+                &mut verdicts[..pending],
+                &mut send,
+                &mut iov_idx,
+                &mut msgs,
+                &mut ok,
+                &mut icmp,
+            );
         }
-        flush_tx(
-            &shared,
-            &tunnel,
-            &mut slots[..pending],
-            &mut verdicts[..pending],
-            &mut send,
-            &mut iov_idx,
-            &mut msgs,
-            &mut ok,
-            &mut icmp,
-        );
+        let udp = shared.udp.as_ref().map(AsFd::as_fd).filter(|_| serving);
+        let mut received = 0;
+        if let Some(fd) = udp {
+            let rx = rx.get_or_insert_with(RxState::new);
+            received = rx_batch(&shared, UDP_4500, fd, rx, false).unwrap_or(0);
+        }
+        if pending == 0 && reads == 0 && received == 0 {
+            let _ = match udp {
+                Some(fd) => sys::wait_readable_any([tunnel.tun.as_fd(), fd], 100),
+                None => tunnel.tun.wait_readable(100),
+            };
+        }
     }
+    tunnel.udp_rx_held.store(false, SeqCst);
 }
+
+/// The encapsulation the UDP socket's receive path decodes (the peer port
+/// plays no part in receiving).
+pub(crate) const UDP_4500: Encap = Encap::Udp {
+    peer_port: crate::NAT_T_PORT,
+};
 
 /// Where the segments of a TSO super-packet lie when it is read scattered.
 ///
@@ -456,31 +491,70 @@ fn answer_too_big(tunnel: &TunnelIo, packet: &[u8], max_inner: usize, out: &mut 
     let _ = tunnel.tun.write_vectored(&[IoSlice::new(&out[..off + n])]);
 }
 
-pub(crate) fn rx_thread(shared: Arc<Shared>, encap: Encap, ike: Option<Sender<IkeDatagram>>) {
+/// A receive thread of one socket: batches until the dataplane stops or
+/// (the UDP one, see [`crate::DataplaneOptions::rx_in_tunnel_thread`]) its
+/// own `stop` is set.
+pub(crate) fn rx_thread(shared: Arc<Shared>, encap: Encap, stop: Arc<AtomicBool>) {
     let Some(fd) = shared.socket_for(encap) else {
         return;
     };
-    let mut bufs: Vec<PacketBuf> = (0..RX_BATCH).map(|_| PacketBuf::new(MAX_PACKET)).collect();
-    let mut meta = vec![RecvMeta::default(); RX_BATCH];
-    let mut scratch = RecvScratch::new(RX_BATCH);
-    let mut pkts: Vec<RxPacket> = Vec::with_capacity(RX_BATCH * GSO_MAX_SEGMENTS * 2);
-    let mut vnet_hdrs = [[0u8; VNET_HDR_LEN]; 1];
-    while !shared.stop.load(Relaxed) {
-        let n = match sys::recv_batch(fd, &mut bufs, HEADROOM, &mut meta, &mut scratch) {
-            Ok(n) => n,
+    let mut rx = RxState::new();
+    while !shared.stop.load(Relaxed) && !stop.load(Relaxed) {
+        match rx_batch(&shared, encap, fd, &mut rx, true) {
+            Ok(_) => {}
             Err(e)
                 if matches!(
                     e.kind(),
                     io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-                ) =>
-            {
-                continue
-            }
-            Err(_) => {
-                std::thread::sleep(std::time::Duration::from_millis(10));
-                continue;
-            }
-        };
+                ) => {}
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
+        }
+    }
+}
+
+/// The buffers and headers of a receiving thread, allocated once.
+pub(crate) struct RxState {
+    bufs: Vec<PacketBuf>,
+    meta: Vec<RecvMeta>,
+    scratch: RecvScratch,
+    pkts: Vec<RxPacket>,
+    vnet_hdrs: [[u8; VNET_HDR_LEN]; 1],
+}
+
+impl RxState {
+    pub(crate) fn new() -> Self {
+        Self {
+            bufs: (0..RX_BATCH).map(|_| PacketBuf::new(MAX_PACKET)).collect(),
+            meta: vec![RecvMeta::default(); RX_BATCH],
+            scratch: RecvScratch::new(RX_BATCH),
+            pkts: Vec::with_capacity(RX_BATCH * GSO_MAX_SEGMENTS * 2),
+            vnet_hdrs: [[0u8; VNET_HDR_LEN]; 1],
+        }
+    }
+}
+
+/// Receives one batch on `fd` (the socket of `encap`; `wait`: blocking for
+/// the first datagram up to the socket's timeout, else `WouldBlock` at once
+/// when none is queued), decapsulates it and writes the inner packets to
+/// their tunnels' TUNs; IKE messages (UDP) go to the control plane. Returns
+/// the number of datagrams received.
+pub(crate) fn rx_batch(
+    shared: &Shared,
+    encap: Encap,
+    fd: BorrowedFd<'_>,
+    rx: &mut RxState,
+    wait: bool,
+) -> io::Result<usize> {
+    let RxState {
+        bufs,
+        meta,
+        scratch,
+        pkts,
+        vnet_hdrs,
+    } = rx;
+    let ike = shared.ike_tx.as_ref();
+    {
+        let n = sys::recv_batch(fd, bufs, HEADROOM, meta, scratch, wait)?;
         pkts.clear();
         let mut global = Tally::default();
         for (i, m) in meta[..n].iter().enumerate() {
@@ -514,7 +588,7 @@ pub(crate) fn rx_thread(shared: Arc<Shared>, encap: Encap, ike: Option<Sender<Ik
                             // RFC 3948 2.3: NAT keepalive, dropped silently.
                         } else if d.len() >= 4 && d[..4] == [0, 0, 0, 0] {
                             // RFC 3948 2.2: non-ESP marker, an IKE message.
-                            if let Some(tx) = &ike {
+                            if let Some(tx) = ike {
                                 let _ = tx.try_send(IkeDatagram {
                                     from: m.from,
                                     bytes: d[4..].to_vec(),
@@ -544,9 +618,9 @@ pub(crate) fn rx_thread(shared: Arc<Shared>, encap: Encap, ike: Option<Sender<Ik
             }
             match table.inbound(spi) {
                 Some(sa) => {
-                    decap::decap_run(sa, &mut pkts[i..j], &mut bufs, InnerCheck::Tunnel);
+                    decap::decap_run(sa, &mut pkts[i..j], bufs, InnerCheck::Tunnel);
                     if let Some(t) = tunnels.iter().find(|t| t.id == sa.tunnel()) {
-                        let failed = deliver(&t.tun, &mut pkts[i..j], &mut bufs, &mut vnet_hdrs);
+                        let failed = deliver(&t.tun, &mut pkts[i..j], bufs, vnet_hdrs);
                         for _ in 0..failed {
                             sa.counters.drop_one(DropReason::SendError);
                         }
@@ -563,6 +637,7 @@ pub(crate) fn rx_thread(shared: Arc<Shared>, encap: Encap, ike: Option<Sender<Ik
         if !global.is_empty() {
             shared.global.add(&global);
         }
+        Ok(n)
     }
 }
 

@@ -399,14 +399,30 @@ fn tshark_decode(lab: &Lab, pcap: &str, s: &Suite, k: &Keys) -> Decoded {
 /// `tshark_check`: off for ESP in UDP with GSO, whose super-datagrams
 /// cross the veth unsegmented and so are captured as one frame holding many
 /// ESP packets, which no dissector splits.
-fn run_case(s: &Suite, encap: &str, seed: u8, offloads: bool, tshark_check: bool) {
+/// `single_thread`: each tunnel's thread also receives on UDP 4500
+/// (`--single-thread`).
+fn run_case(
+    s: &Suite,
+    encap: &str,
+    seed: u8,
+    offloads: bool,
+    single_thread: bool,
+    tshark_check: bool,
+) {
     let name = format!(
-        "{}{} over {encap}{}",
+        "{}{} over {encap}{}{}",
         s.encr,
         s.integ.map(|i| format!("/{i}")).unwrap_or_default(),
-        if offloads { "" } else { " without offloads" }
+        if offloads { "" } else { " without offloads" },
+        if single_thread { " in one thread" } else { "" }
     );
-    let extra: &[&str] = if offloads { &[] } else { &["--no-offloads"] };
+    let mut extra: Vec<&str> = Vec::new();
+    if !offloads {
+        extra.push("--no-offloads");
+    }
+    if single_thread {
+        extra.push("--single-thread");
+    }
     let mut lab = Lab::new();
     let keys = Keys {
         ab: (
@@ -418,8 +434,8 @@ fn run_case(s: &Suite, encap: &str, seed: u8, offloads: bool, tshark_check: bool
             key_hex(s.integ_len, seed.wrapping_add(3)),
         ),
     };
-    let a = lab.spawn(tool_cmd(&lab, 0, s, &keys, encap, extra));
-    let b = lab.spawn(tool_cmd(&lab, 1, s, &keys, encap, extra));
+    let a = lab.spawn(tool_cmd(&lab, 0, s, &keys, encap, &extra));
+    let b = lab.spawn(tool_cmd(&lab, 1, s, &keys, encap, &extra));
     wait_ready(&mut lab, 0, a);
     wait_ready(&mut lab, 1, b);
 
@@ -545,7 +561,7 @@ fn run_case(s: &Suite, encap: &str, seed: u8, offloads: bool, tshark_check: bool
 fn every_seed_suite_carries_ping_and_tcp_over_native_esp_and_tshark_agrees() {
     require_root_and_tools();
     for (i, s) in suites().iter().enumerate() {
-        run_case(s, "native", i as u8, true, true);
+        run_case(s, "native", i as u8, true, false, true);
     }
 }
 
@@ -558,9 +574,105 @@ fn esp_in_udp_4500_carries_ping_and_tcp_and_tshark_agrees() {
         .iter()
         .find(|s| s.encr == "esp-256-aes" && s.integ == Some("esp-hmac-sha-256"))
         .unwrap();
-    run_case(gcm128, "udp", 100, false, true);
-    run_case(cbc, "udp", 101, false, true);
-    run_case(gcm128, "udp", 102, true, false);
+    run_case(gcm128, "udp", 100, false, false, true);
+    run_case(cbc, "udp", 101, false, false, true);
+    run_case(gcm128, "udp", 102, true, false, false);
+}
+
+#[test]
+fn esp_in_udp_4500_with_one_thread_per_tunnel_carries_ping_and_tcp() {
+    require_root_and_tools();
+    let all = suites();
+    let gcm128 = all.iter().find(|s| s.encr == "esp-gcm-128").unwrap();
+    run_case(gcm128, "udp", 103, true, true, false);
+}
+
+const IKE_HELPER_ENV: &str = "XRSEC_ESP_IKE_HELPER";
+
+/// With `rx_in_tunnel_thread`, IKE messages on UDP 4500 reach the control
+/// plane with no tunnel (the UDP receive thread), one (its thread) and two
+/// (the receive thread again), and the receive thread runs only when it
+/// should. Runs the library in a namespace of its own: the test binary
+/// re-executes itself there with the helper below.
+#[test]
+fn ike_messages_reach_the_control_plane_wherever_udp_4500_is_received() {
+    require_root_and_tools();
+    let lab = Lab::new();
+    let exe = std::env::current_exe().unwrap();
+    let out = run(lab
+        .cmd(0, exe.to_str().unwrap())
+        .args([
+            "--exact",
+            "ike_helper_in_a_namespace",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env(IKE_HELPER_ENV, "1"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("1 passed"), "the helper ran:\n{text}");
+}
+
+#[test]
+#[ignore = "run inside a namespace by ike_messages_reach_the_control_plane_wherever_udp_4500_is_received"]
+fn ike_helper_in_a_namespace() {
+    use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
+    use xrsec_esp::{Dataplane, DataplaneOptions, TunnelSpec};
+    assert!(
+        std::env::var_os(IKE_HELPER_ENV).is_some(),
+        "only inside the namespace"
+    );
+    let local = Ipv4Addr::new(10, 99, 0, 1);
+    let dp = Dataplane::start(DataplaneOptions {
+        local,
+        native: false,
+        rx_in_tunnel_thread: true,
+        ..DataplaneOptions::default()
+    })
+    .unwrap();
+    let ike = dp.ike_udp4500().unwrap();
+    let peer = UdpSocket::bind(SocketAddrV4::new(local, 0)).unwrap();
+    let rx_thread_runs = || {
+        std::fs::read_dir("/proc/self/task").unwrap().any(|t| {
+            std::fs::read_to_string(t.unwrap().path().join("comm"))
+                .is_ok_and(|c| c.trim() == "esp-rx-udp")
+        })
+    };
+    let check = |tag: &str, rx_thread: bool| {
+        let mut msg = vec![0u8; 4];
+        msg.extend_from_slice(tag.as_bytes());
+        // A new owner of the socket may take up to its 100 ms poll to start.
+        let got = (0..20).find_map(|_| {
+            peer.send_to(&msg, SocketAddrV4::new(local, 4500)).unwrap();
+            ike.incoming().recv_timeout(Duration::from_millis(200)).ok()
+        });
+        let got = got.unwrap_or_else(|| panic!("{tag}: no IKE message"));
+        assert_eq!(got.bytes, tag.as_bytes(), "{tag}");
+        assert_eq!(
+            SocketAddr::V4(got.from),
+            peer.local_addr().unwrap(),
+            "{tag}"
+        );
+        while ike.incoming().try_recv().is_ok() {}
+        assert_eq!(rx_thread_runs(), rx_thread, "{tag}: esp-rx-udp thread");
+    };
+    let spec = |n: u8| TunnelSpec {
+        ifname: format!("tunnel-ip{n}"),
+        address: Ipv4Addr::new(192, 0, 2, 4 * n + 1),
+        prefix_len: 30,
+        mtu: None,
+        local,
+        remote: Ipv4Addr::new(10, 99, 0, 2),
+    };
+    check("no tunnel", true);
+    let t1 = dp.add_tunnel(spec(1)).unwrap();
+    check("one tunnel", false);
+    let t2 = dp.add_tunnel(spec(2)).unwrap();
+    check("two tunnels", true);
+    dp.remove_tunnel(t1);
+    check("the second alone", false);
+    dp.remove_tunnel(t2);
+    check("none left", true);
+    dp.shutdown();
 }
 
 #[test]

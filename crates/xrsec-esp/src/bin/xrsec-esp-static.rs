@@ -12,8 +12,11 @@
 //!     [--integ esp-hmac-sha-1 | esp-hmac-sha-256 | esp-hmac-sha-384 | esp-hmac-sha-512]
 //!     --key-in HEX --key-out HEX [--integ-key-in HEX --integ-key-out HEX]
 //!     [--encap native | udp | udp:PORT] [--esn] [--replay-window N]
-//!     [--no-offloads] [--ready-file PATH]
+//!     [--no-offloads] [--single-thread] [--ready-file PATH]
 //! ```
+//!
+//! `--single-thread`: the tunnel's thread also receives on UDP 4500
+//! (`DataplaneOptions::rx_in_tunnel_thread`) instead of a receive thread.
 //!
 //! GCM keys include the 4-byte salt at their end (RFC 4106 8.1). Runs until
 //! SIGTERM or SIGINT, then removes the tunnel and prints the counters;
@@ -43,6 +46,7 @@ struct Args {
     esn: bool,
     replay_window: u32,
     offloads: bool,
+    single_thread: bool,
     ready_file: Option<String>,
 }
 
@@ -96,7 +100,7 @@ fn parse() -> Result<Args, String> {
         let Some(name) = a.strip_prefix("--") else {
             return Err(format!("unexpected argument {a}"));
         };
-        if matches!(name, "esn" | "no-offloads" | "help") {
+        if matches!(name, "esn" | "no-offloads" | "single-thread" | "help") {
             flags.insert(name.to_owned());
             i += 1;
             continue;
@@ -167,6 +171,7 @@ fn parse() -> Result<Args, String> {
             .transpose()?
             .unwrap_or(64),
         offloads: !flags.contains("no-offloads"),
+        single_thread: flags.contains("single-thread"),
         ready_file: get.get("ready-file").cloned(),
     })
 }
@@ -208,6 +213,7 @@ fn run(args: Args) -> Result<(), String> {
         native: true,
         udp_port: Some(xrsec_esp::NAT_T_PORT),
         offloads: args.offloads,
+        rx_in_tunnel_thread: args.single_thread,
         ..DataplaneOptions::default()
     })
     .map_err(|e| format!("start: {e}"))?;

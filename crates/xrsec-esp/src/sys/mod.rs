@@ -19,8 +19,8 @@ mod net;
 mod tun;
 
 pub use net::{
-    open_raw_esp, open_udp, recv_batch, send_batch, OutMsg, RecvMeta, RecvScratch, SendScratch,
-    UdpFeatures,
+    open_raw_esp, open_udp, recv_batch, send_batch, wait_readable_any, OutMsg, RecvMeta,
+    RecvScratch, SendScratch, UdpFeatures,
 };
 pub use tun::{configure_interface, set_mtu, Tun, TunFeatures};
 

@@ -212,14 +212,16 @@ impl core::fmt::Debug for RecvScratch {
 // Parallel arrays (headers, iovecs, addresses, buffers) indexed together.
 #[allow(clippy::needless_range_loop)]
 /// Receives up to `min(bufs, meta, scratch)` datagrams, each into
-/// `bufs[i].raw_mut()[offset..]`; blocks for the first (up to the socket's
-/// 100 ms receive timeout: then `WouldBlock`), takes what else is queued.
+/// `bufs[i].raw_mut()[offset..]`; with `wait`, blocks for the first (up to
+/// the socket's 100 ms receive timeout: then `WouldBlock`), without it
+/// returns `WouldBlock` at once if none is queued; takes what else is queued.
 pub fn recv_batch(
     fd: BorrowedFd<'_>,
     bufs: &mut [PacketBuf],
     offset: usize,
     meta: &mut [RecvMeta],
     s: &mut RecvScratch,
+    wait: bool,
 ) -> io::Result<usize> {
     let n = bufs.len().min(meta.len()).min(s.hdrs.len());
     for i in 0..n {
@@ -251,7 +253,7 @@ pub fn recv_batch(
             fd.as_raw_fd(),
             s.hdrs.as_mut_ptr(),
             n as libc::c_uint,
-            libc::MSG_WAITFORONE,
+            libc::MSG_WAITFORONE | if wait { 0 } else { libc::MSG_DONTWAIT },
             ptr::null_mut(),
         )
     };
@@ -286,6 +288,28 @@ pub fn recv_batch(
         };
     }
     Ok(got)
+}
+
+/// Waits up to `timeout_ms` until one of `fds` is readable (or in error,
+/// which the next read reports). `Ok(false)` on timeout or signal.
+pub fn wait_readable_any(fds: [BorrowedFd<'_>; 2], timeout_ms: i32) -> io::Result<bool> {
+    let mut pfds = fds.map(|fd| libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    });
+    // SAFETY: two valid pollfds in a live array, count 2, for the duration
+    // of the call; the descriptors are borrowed, so open, for as long.
+    let n = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, timeout_ms) };
+    if n < 0 {
+        let e = io::Error::last_os_error();
+        return if e.kind() == io::ErrorKind::Interrupted {
+            Ok(false)
+        } else {
+            Err(e)
+        };
+    }
+    Ok(n > 0)
 }
 
 /// One message of a [`send_batch`]: the packets `iov_idx[iov]` (indices
