@@ -38,6 +38,17 @@ use crate::wire::{
     KePayload, Message, NotifyPayload, Payload, SaPayload, TrafficSelector, TsPayload,
 };
 
+/// The first payload of one kind in a chain, by reference: RFC 7296 allows
+/// each of these once per message, and a second copy is ignored.
+macro_rules! find_payload {
+    ($payloads:expr, $kind:ident) => {
+        $payloads.iter().find_map(|x| match x {
+            Payload::$kind(v) => Some(v),
+            _ => None,
+        })
+    };
+}
+
 /// Protocol IDs in Delete payloads (RFC 7296 3.11).
 const PROTO_IKE: u8 = 1;
 const PROTO_ESP: u8 = 3;
@@ -1098,36 +1109,12 @@ impl IkeSa {
         if spi_r == 0 {
             return Err(syntax("IKE_SA_INIT response with a zero responder SPI"));
         }
-        let sa = p
-            .iter()
-            .find_map(|x| {
-                if let Payload::Sa(s) = x {
-                    Some(s)
-                } else {
-                    None
-                }
-            })
+        let sa = find_payload!(p, Sa)
             .ok_or_else(|| syntax("IKE_SA_INIT response without SA payload"))?;
-        let ke = p
-            .iter()
-            .find_map(|x| {
-                if let Payload::Ke(k) = x {
-                    Some(k)
-                } else {
-                    None
-                }
-            })
+        let ke = find_payload!(p, Ke)
             .ok_or_else(|| syntax("IKE_SA_INIT response without KE payload"))?;
-        let nr = p
-            .iter()
-            .find_map(|x| {
-                if let Payload::Nonce(n) = x {
-                    Some(n)
-                } else {
-                    None
-                }
-            })
-            .ok_or_else(|| syntax("IKE_SA_INIT response without nonce"))?;
+        let nr =
+            find_payload!(p, Nonce).ok_or_else(|| syntax("IKE_SA_INIT response without nonce"))?;
         if !(wire::NONCE_MIN_LEN..=wire::NONCE_MAX_LEN).contains(&nr.len()) {
             return Err(syntax("nonce length outside 16..=256"));
         }
@@ -1295,20 +1282,8 @@ impl IkeSa {
         self.in_flight = None;
         self.follow_peer(ctx, local, remote, false);
         let t = self.tunnel(ctx);
-        let idr = payloads.iter().find_map(|x| {
-            if let Payload::IdR(i) = x {
-                Some(i)
-            } else {
-                None
-            }
-        });
-        let auth = payloads.iter().find_map(|x| {
-            if let Payload::Auth(a) = x {
-                Some(a)
-            } else {
-                None
-            }
-        });
+        let idr = find_payload!(payloads, IdR);
+        let auth = find_payload!(payloads, Auth);
         let (Some(idr), Some(auth)) = (idr, auth) else {
             ctx.child_spis.remove(&s.child_spi);
             let reason = match error_notify(&payloads) {
@@ -1425,27 +1400,9 @@ impl IkeSa {
                 },
             });
         }
-        let sa = payloads.iter().find_map(|x| {
-            if let Payload::Sa(s) = x {
-                Some(s)
-            } else {
-                None
-            }
-        });
-        let tsi = payloads.iter().find_map(|x| {
-            if let Payload::TsI(s) = x {
-                Some(s)
-            } else {
-                None
-            }
-        });
-        let tsr = payloads.iter().find_map(|x| {
-            if let Payload::TsR(s) = x {
-                Some(s)
-            } else {
-                None
-            }
-        });
+        let sa = find_payload!(payloads, Sa);
+        let tsi = find_payload!(payloads, TsI);
+        let tsr = find_payload!(payloads, TsR);
         let (Some(sa), Some(tsi), Some(tsr)) = (sa, tsi, tsr) else {
             return Err(FailureReason::InvalidSyntax {
                 detail: "IKE_AUTH response without SA, TSi or TSr".into(),
@@ -1584,20 +1541,8 @@ impl IkeSa {
         // Authenticated by the SK payload's keys (only the DH peer has them):
         // follow the peer to port 4500 (RFC 7296 2.23).
         self.follow_peer(ctx, local, remote, false);
-        let idi = payloads.iter().find_map(|x| {
-            if let Payload::IdI(i) = x {
-                Some(i)
-            } else {
-                None
-            }
-        });
-        let auth = payloads.iter().find_map(|x| {
-            if let Payload::Auth(a) = x {
-                Some(a)
-            } else {
-                None
-            }
-        });
+        let idi = find_payload!(payloads, IdI);
+        let auth = find_payload!(payloads, Auth);
         let (Some(idi), Some(auth)) = (idi, auth) else {
             let reason = FailureReason::InvalidSyntax {
                 detail: "IKE_AUTH request without IDi or AUTH".into(),
@@ -1790,27 +1735,9 @@ impl IkeSa {
         (u16, FailureReason),
     > {
         let t = self.tunnel(ctx);
-        let sa = payloads.iter().find_map(|x| {
-            if let Payload::Sa(s) = x {
-                Some(s)
-            } else {
-                None
-            }
-        });
-        let tsi = payloads.iter().find_map(|x| {
-            if let Payload::TsI(s) = x {
-                Some(s)
-            } else {
-                None
-            }
-        });
-        let tsr = payloads.iter().find_map(|x| {
-            if let Payload::TsR(s) = x {
-                Some(s)
-            } else {
-                None
-            }
-        });
+        let sa = find_payload!(payloads, Sa);
+        let tsi = find_payload!(payloads, TsI);
+        let tsr = find_payload!(payloads, TsR);
         let (Some(sa), Some(tsi), Some(tsr)) = (sa, tsi, tsr) else {
             return Err((
                 notify::INVALID_SYNTAX,
