@@ -450,7 +450,11 @@ impl Dataplane {
         }
         if let Some(t) = tunnels.iter().find(|t| t.io.id.0 == owner) {
             // Its thread lets go within one loop (at most its 100 ms poll).
-            while t.io.udp_rx_held.load(SeqCst) {
+            // A thread that died still holding the flag receives nothing any
+            // more, so past a generous bound the handover goes ahead rather
+            // than hang the control plane.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+            while t.io.udp_rx_held.load(SeqCst) && std::time::Instant::now() < deadline {
                 std::thread::sleep(std::time::Duration::from_millis(1));
             }
         }
