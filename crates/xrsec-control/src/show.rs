@@ -1,0 +1,1 @@
+//! The layouts of the seed's Verification section (filled in below).
