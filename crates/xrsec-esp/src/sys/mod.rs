@@ -22,7 +22,10 @@ pub use net::{
     open_raw_esp, open_udp, recv_batch, send_batch, wait_readable_any, OutMsg, RecvMeta,
     RecvScratch, SendScratch, UdpFeatures,
 };
-pub use tun::{configure_interface, set_mtu, Tun, TunFeatures};
+pub use tun::{
+    add_route, configure_interface, delete_route, ifindex, interface_ipv4, set_mtu, Tun,
+    TunFeatures,
+};
 
 /// Kernel features the dataplane found at start-up.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -230,3 +230,90 @@ pub fn set_mtu(name: &str, mtu: u16) -> io::Result<()> {
     ifr.set_int(libc::c_int::from(mtu));
     ioctl(&sock, libc::SIOCSIFMTU, &mut ifr)
 }
+
+/// The IPv4 address of interface `name` (SIOCGIFADDR): resolves a
+/// `tunnel source` given as an interface name.
+pub fn interface_ipv4(name: &str) -> io::Result<Ipv4Addr> {
+    let sock = inet_dgram()?;
+    let mut ifr = IfReq::new(name)?;
+    ioctl(&sock, libc::SIOCGIFADDR, &mut ifr)?;
+    Ok(Ipv4Addr::new(
+        ifr.data[4],
+        ifr.data[5],
+        ifr.data[6],
+        ifr.data[7],
+    ))
+}
+
+/// The ifindex of interface `name` (SIOCGIFINDEX).
+pub fn ifindex(name: &str) -> io::Result<u32> {
+    let sock = inet_dgram()?;
+    let mut ifr = IfReq::new(name)?;
+    ioctl(&sock, libc::SIOCGIFINDEX, &mut ifr)?;
+    Ok(u32::from_ne_bytes([
+        ifr.data[0],
+        ifr.data[1],
+        ifr.data[2],
+        ifr.data[3],
+    ]))
+}
+
+fn sockaddr_v4(a: Ipv4Addr) -> libc::sockaddr {
+    let sin = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: 0,
+        sin_addr: libc::in_addr {
+            s_addr: u32::from_ne_bytes(a.octets()),
+        },
+        sin_zero: [0; 8],
+    };
+    // SAFETY: sockaddr_in and sockaddr have the same size (16 bytes) and
+    // sockaddr has no invalid bit patterns; this is the cast the routing
+    // ioctls expect.
+    unsafe { std::mem::transmute::<libc::sockaddr_in, libc::sockaddr>(sin) }
+}
+
+fn route_ioctl(req: libc::c_ulong, dst: Ipv4Addr, prefix_len: u8, ifname: &str) -> io::Result<()> {
+    let prefix_len = prefix_len.min(32);
+    let mask = if prefix_len == 0 {
+        0
+    } else {
+        u32::MAX << (32 - u32::from(prefix_len))
+    };
+    let dev = std::ffi::CString::new(ifname)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "interface name contains NUL"))?;
+    // SAFETY: rtentry is a plain C struct of integers, sockaddrs and one
+    // pointer, for all of which zero is a valid value.
+    let mut rt: libc::rtentry = unsafe { std::mem::zeroed() };
+    rt.rt_dst = sockaddr_v4(Ipv4Addr::from(u32::from(dst) & mask));
+    rt.rt_genmask = sockaddr_v4(Ipv4Addr::from(mask));
+    rt.rt_flags = libc::RTF_UP;
+    if prefix_len == 32 {
+        rt.rt_flags |= libc::RTF_HOST;
+    }
+    rt.rt_dev = dev.as_ptr().cast_mut();
+    let sock = inet_dgram()?;
+    // SAFETY: `rt` is a live rtentry for the whole call and `rt_dev` points
+    // to `dev`, a NUL-terminated string that outlives it; SIOCADDRT and
+    // SIOCDELRT take a `struct rtentry *` and only read it.
+    cvt(unsafe { libc::ioctl(sock.as_raw_fd(), req as _, &mut rt as *mut libc::rtentry) }).map(drop)
+}
+
+/// Adds the route `dst/prefix_len dev ifname` (SIOCADDRT): `router static`
+/// routes into a tunnel interface. An existing identical route is not an
+/// error.
+pub fn add_route(dst: Ipv4Addr, prefix_len: u8, ifname: &str) -> io::Result<()> {
+    match route_ioctl(libc::SIOCADDRT, dst, prefix_len, ifname) {
+        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(()),
+        r => r,
+    }
+}
+
+/// Removes the route `dst/prefix_len dev ifname` (SIOCDELRT); a missing
+/// route is not an error.
+pub fn delete_route(dst: Ipv4Addr, prefix_len: u8, ifname: &str) -> io::Result<()> {
+    match route_ioctl(libc::SIOCDELRT, dst, prefix_len, ifname) {
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(()),
+        r => r,
+    }
+}

@@ -1,0 +1,870 @@
+//! The daemon's one control-plane task: it owns the IKE endpoint, the
+//! dataplanes and the tunnels' state, and serializes everything that touches
+//! them (datagrams, timers, dataplane events, control requests, signals).
+//! The packet path runs on the dataplane's own threads and never waits for
+//! this task.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::net::UdpSocket;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, error, info, warn};
+
+use xrsec_config::Config;
+use xrsec_control::{Request, Response};
+use xrsec_esp::{Dataplane, DataplaneEvent, DataplaneOptions, Encap, Lifetime, SaSpec, TunnelSpec};
+use xrsec_ike::rand_core::OsRng;
+use xrsec_ike::{ChildSa, DownReason, Endpoint, EndpointOptions, Event, IkeSaId, TunnelId};
+
+use crate::savekeys::{IkeKeyLine, KeyFiles};
+use crate::tunnels::{self, Installed, Tunnel};
+use crate::Args;
+
+/// IKE's well-known port.
+const IKE_PORT: u16 = 500;
+/// How long a shutdown waits for the peers to answer our DELETEs.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+/// Timer resolution for lifetimes and retries when nothing else is due.
+const TICK: Duration = Duration::from_secs(1);
+
+/// Something for the control task.
+pub(crate) enum Input {
+    /// A datagram for IKE (from UDP 500, or from UDP 4500 with the non-ESP
+    /// marker removed).
+    Ike {
+        local: SocketAddr,
+        remote: SocketAddr,
+        bytes: Vec<u8>,
+    },
+    /// Lifetime and sequence events of a dataplane.
+    Dataplane(DataplaneEvent),
+    /// A request on the control socket.
+    Control(Request, oneshot::Sender<Response>),
+}
+
+/// Everything the control task owns.
+pub(crate) struct Daemon {
+    pub(crate) args: Args,
+    pub(crate) config: Config,
+    pub(crate) started: Instant,
+    pub(crate) endpoint: Endpoint<OsRng>,
+    /// One dataplane per local underlay address.
+    pub(crate) dataplanes: HashMap<Ipv4Addr, Dataplane>,
+    /// UDP 500 per local address.
+    ike_sockets: HashMap<Ipv4Addr, Arc<UdpSocket>>,
+    pub(crate) tunnels: Vec<Tunnel>,
+    next_sa_id: u32,
+    keys: Option<KeyFiles>,
+    /// IKE SAs we deleted on purpose (clear, shutdown): their going down is
+    /// not a failure.
+    deleting: Vec<IkeSaId>,
+}
+
+/// Runs the daemon until SIGTERM or SIGINT.
+pub(crate) async fn run(args: Args, config: Config) -> Result<(), String> {
+    let tunnels = tunnels::from_config(&config).map_err(|e| e.to_string())?;
+    let ike_configs: Vec<_> = tunnels.iter().filter_map(|t| t.ike.clone()).collect();
+    if ike_configs.is_empty() {
+        warn!("no tunnel interface is configured and up: nothing to negotiate");
+    }
+    let endpoint = Endpoint::new(ike_configs, OsRng, EndpointOptions::default());
+
+    let keys = match &args.save_keys {
+        Some(dir) => {
+            let k =
+                KeyFiles::open(dir).map_err(|e| format!("--save-keys {}: {e}", dir.display()))?;
+            warn!(
+                "--save-keys: writing every IKE and ESP key to {} (ikev2_decryption_table, esp_sa): anyone who can read them can decrypt this host's tunnels; for debugging only",
+                k.dir().display()
+            );
+            Some(k)
+        }
+        None => None,
+    };
+
+    let (tx, mut rx) = mpsc::unbounded_channel::<Input>();
+
+    // Sockets first: a daemon that cannot listen should say so before it
+    // creates any interface.
+    let mut dataplanes = HashMap::new();
+    let mut ike_sockets = HashMap::new();
+    let locals: Vec<Ipv4Addr> = {
+        let mut v: Vec<_> = tunnels
+            .iter()
+            .filter_map(|t| t.ike.as_ref().map(|c| c.local))
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    };
+    for local in &locals {
+        let sock = UdpSocket::bind(SocketAddr::from((*local, IKE_PORT)))
+            .await
+            .map_err(|e| bind_error(*local, IKE_PORT, &e))?;
+        let sock = Arc::new(sock);
+        spawn_udp500_reader(sock.clone(), *local, tx.clone());
+        ike_sockets.insert(*local, sock);
+        let dp = Dataplane::start(DataplaneOptions {
+            local: *local,
+            ..DataplaneOptions::default()
+        })
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AddrInUse {
+                bind_error(*local, xrsec_esp::NAT_T_PORT, &e)
+            } else {
+                format!("cannot start the ESP dataplane on {local}: {e} (xrsecd needs root, or CAP_NET_ADMIN and CAP_NET_RAW)")
+            }
+        })?;
+        info!(
+            "listening for IKE on {local}:500 and {local}:4500; ESP on {local} ({})",
+            dp.features()
+        );
+        spawn_dataplane_readers(&dp, *local, tx.clone());
+        dataplanes.insert(*local, dp);
+    }
+
+    let mut d = Daemon {
+        args,
+        config,
+        started: Instant::now(),
+        endpoint,
+        dataplanes,
+        ike_sockets,
+        tunnels,
+        next_sa_id: 1,
+        keys,
+        deleting: Vec::new(),
+    };
+    d.create_interfaces()?;
+
+    let control = crate::control::listen(&d.args.control, tx.clone())
+        .map_err(|e| format!("control socket {}: {e}", d.args.control.display()))?;
+    info!(
+        "xrsecd {} started with {} ({} tunnel{}); control socket {}",
+        env!("CARGO_PKG_VERSION"),
+        d.args.config.display(),
+        d.tunnels.len(),
+        if d.tunnels.len() == 1 { "" } else { "s" },
+        d.args.control.display()
+    );
+
+    let now = Instant::now();
+    for i in 0..d.tunnels.len() {
+        d.initiate(now, i);
+    }
+    d.flush().await;
+
+    let mut sigterm = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
+    let mut sigint = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
+    let mut sighup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
+
+    loop {
+        let deadline = d.next_deadline(Instant::now());
+        tokio::select! {
+            Some(input) = rx.recv() => {
+                d.handle_input(input);
+                // Take whatever else is already queued before flushing.
+                while let Ok(input) = rx.try_recv() {
+                    d.handle_input(input);
+                }
+            }
+            _ = tokio::time::sleep_until(tokio::time::Instant::from_std(deadline)) => {
+                d.handle_timers(Instant::now());
+            }
+            _ = sighup.recv() => {
+                d.reload();
+            }
+            _ = sigterm.recv() => { info!("SIGTERM: deleting every SA and exiting"); break; }
+            _ = sigint.recv() => { info!("SIGINT: deleting every SA and exiting"); break; }
+        }
+        d.flush().await;
+    }
+
+    d.shutdown(&mut rx).await;
+    drop(control);
+    let _ = std::fs::remove_file(&d.args.control);
+    info!("stopped");
+    Ok(())
+}
+
+fn bind_error(local: Ipv4Addr, port: u16, e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::AddrInUse => format!(
+            "cannot listen on {local}:{port}: address in use (is another IKE daemon, such as strongSwan's charon, running?)"
+        ),
+        std::io::ErrorKind::AddrNotAvailable => format!(
+            "cannot listen on {local}:{port}: {local} is not an address of this host (check `tunnel source`)"
+        ),
+        std::io::ErrorKind::PermissionDenied => format!(
+            "cannot listen on {local}:{port}: permission denied (xrsecd needs root or CAP_NET_BIND_SERVICE)"
+        ),
+        _ => format!("cannot listen on {local}:{port}: {e}"),
+    }
+}
+
+fn spawn_udp500_reader(sock: Arc<UdpSocket>, local: Ipv4Addr, tx: mpsc::UnboundedSender<Input>) {
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 65536];
+        loop {
+            match sock.recv_from(&mut buf).await {
+                Ok((n, remote)) => {
+                    let input = Input::Ike {
+                        local: SocketAddr::from((local, IKE_PORT)),
+                        remote,
+                        bytes: buf[..n].to_vec(),
+                    };
+                    if tx.send(input).is_err() {
+                        return;
+                    }
+                }
+                // ICMP errors from earlier sends surface here; keep going.
+                Err(e) => debug!("UDP {local}:500 receive: {e}"),
+            }
+        }
+    });
+}
+
+/// The dataplane hands IKE datagrams from UDP 4500 and its events over on
+/// blocking channels: one thread each forwards them to the control task
+/// (they end when the dataplane shuts down and drops its senders).
+fn spawn_dataplane_readers(dp: &Dataplane, local: Ipv4Addr, tx: mpsc::UnboundedSender<Input>) {
+    if let Some(ike) = dp.ike_udp4500() {
+        let rx = ike.incoming().clone();
+        let tx = tx.clone();
+        std::thread::Builder::new()
+            .name("xrsecd-ike4500".into())
+            .spawn(move || {
+                for d in rx.iter() {
+                    let input = Input::Ike {
+                        local: SocketAddr::from((local, xrsec_esp::NAT_T_PORT)),
+                        remote: SocketAddr::V4(d.from),
+                        bytes: d.bytes,
+                    };
+                    if tx.send(input).is_err() {
+                        return;
+                    }
+                }
+            })
+            .map(drop)
+            .unwrap_or_else(|e| error!("cannot start a thread: {e}"));
+    }
+    let rx = dp.events().clone();
+    std::thread::Builder::new()
+        .name("xrsecd-dpevents".into())
+        .spawn(move || {
+            for ev in rx.iter() {
+                if tx.send(Input::Dataplane(ev)).is_err() {
+                    return;
+                }
+            }
+        })
+        .map(drop)
+        .unwrap_or_else(|e| error!("cannot start a thread: {e}"));
+}
+
+impl Daemon {
+    fn create_interfaces(&mut self) -> Result<(), String> {
+        for t in &mut self.tunnels {
+            let (Some(ike), Some((address, prefix_len))) = (&t.ike, t.address) else {
+                continue;
+            };
+            let Some(dp) = self.dataplanes.get(&ike.local) else {
+                continue;
+            };
+            let id = dp
+                .add_tunnel(TunnelSpec {
+                    ifname: t.name.clone(),
+                    address,
+                    prefix_len,
+                    mtu: t.mtu,
+                    local: ike.local,
+                    remote: ike.remote,
+                })
+                .map_err(|e| format!("{}: cannot create the interface: {e}", t.name))?;
+            t.esp = Some(id);
+            t.ifindex = xrsec_esp::sys::ifindex(&t.name).unwrap_or(0);
+            for (dst, len) in &t.routes {
+                match xrsec_esp::sys::add_route(*dst, *len, &t.name) {
+                    Ok(()) => info!("{}: route {dst}/{len} via {}", t.name, t.name),
+                    Err(e) => warn!("{}: cannot add route {dst}/{len}: {e}", t.name),
+                }
+            }
+            info!(
+                "{}: created ({address}/{prefix_len}, {} -> {})",
+                t.name, ike.local, ike.remote
+            );
+        }
+        Ok(())
+    }
+
+    fn tunnel_index(&self, id: TunnelId) -> Option<usize> {
+        self.tunnels
+            .iter()
+            .position(|t| t.ike.as_ref().is_some_and(|c| c.id == id))
+    }
+
+    fn initiate(&mut self, now: Instant, index: usize) {
+        let t = &mut self.tunnels[index];
+        let Some(ike) = &t.ike else { return };
+        t.retry_at = None;
+        self.endpoint.initiate(now, ike.id);
+    }
+
+    /// The earliest instant something is due.
+    fn next_deadline(&self, now: Instant) -> Instant {
+        let mut at = now + TICK;
+        if let Some(t) = self.endpoint.poll_timeout() {
+            at = at.min(t);
+        }
+        for t in &self.tunnels {
+            if let Some(r) = t.retry_at {
+                at = at.min(r);
+            }
+        }
+        at.max(now)
+    }
+
+    fn handle_input(&mut self, input: Input) {
+        let now = Instant::now();
+        match input {
+            Input::Ike {
+                local,
+                remote,
+                bytes,
+            } => self.endpoint.handle_datagram(now, local, remote, &bytes),
+            Input::Dataplane(ev) => self.handle_dataplane_event(now, ev),
+            Input::Control(req, reply) => {
+                let answer = self.handle_request(now, req);
+                let _ = reply.send(answer);
+            }
+        }
+    }
+
+    fn handle_timers(&mut self, now: Instant) {
+        self.endpoint.handle_timeout(now);
+        for i in 0..self.tunnels.len() {
+            if self.tunnels[i].retry_at.is_some_and(|r| r <= now) {
+                info!(
+                    "{}: initiating (attempt {})",
+                    self.tunnels[i].name,
+                    self.tunnels[i].failures + 1
+                );
+                self.initiate(now, i);
+            }
+        }
+        // Child SA lifetimes: rekeying is not implemented yet, so an SA at
+        // the end of its life is replaced by a new negotiation rather than
+        // used a second longer.
+        let mut expired = Vec::new();
+        for t in &self.tunnels {
+            for c in &t.children {
+                if now.duration_since(c.installed_at) >= c.lifetime {
+                    expired.push((t.name.clone(), c.ike_sa));
+                }
+            }
+        }
+        for (name, ike_sa) in expired {
+            if !self.deleting.contains(&ike_sa) {
+                info!(
+                    "{name}: Child SA lifetime reached: deleting IKE SA {} and negotiating anew",
+                    ike_sa.0
+                );
+                self.deleting.push(ike_sa);
+                self.endpoint.delete_ike_sa(now, ike_sa);
+            }
+        }
+    }
+
+    fn handle_dataplane_event(&mut self, now: Instant, ev: DataplaneEvent) {
+        let spi = match ev {
+            DataplaneEvent::SoftLifetime { spi, direction } => {
+                debug!("SA 0x{spi:08x} ({direction:?}): soft volume lifetime reached");
+                return;
+            }
+            DataplaneEvent::SequenceNearlyExhausted { spi } => {
+                debug!("SA 0x{spi:08x}: sequence numbers nearly exhausted");
+                return;
+            }
+            DataplaneEvent::HardLifetime { spi, .. }
+            | DataplaneEvent::SequenceExhausted { spi } => spi,
+            #[allow(unreachable_patterns)]
+            _ => return,
+        };
+        let owner = self.tunnels.iter().find_map(|t| {
+            t.children
+                .iter()
+                .find(|c| c.spi_in == spi || c.spi_out == spi)
+                .map(|c| (t.name.clone(), c.ike_sa))
+        });
+        if let Some((name, ike_sa)) = owner {
+            if !self.deleting.contains(&ike_sa) {
+                info!("{name}: SA 0x{spi:08x} reached its hard lifetime: deleting IKE SA {} and negotiating anew", ike_sa.0);
+                self.deleting.push(ike_sa);
+                self.endpoint.delete_ike_sa(now, ike_sa);
+            }
+        }
+    }
+
+    /// Sends what the endpoint queued and acts on its events, until both
+    /// queues are empty (acting on an event may queue more).
+    pub(crate) async fn flush(&mut self) {
+        loop {
+            let mut progressed = false;
+            while let Some(line) = self.endpoint.poll_log() {
+                debug!("IKE SA {}: {}", line.ike_sa.map_or(0, |i| i.0), line.text);
+            }
+            while let Some(t) = self.endpoint.poll_transmit() {
+                progressed = true;
+                self.send(t).await;
+            }
+            while let Some(ev) = self.endpoint.poll_event() {
+                progressed = true;
+                self.handle_event(Instant::now(), ev);
+            }
+            if !progressed {
+                break;
+            }
+        }
+    }
+
+    async fn send(&self, t: xrsec_ike::Transmit) {
+        let (IpAddr::V4(local), SocketAddr::V4(remote)) = (t.local.ip(), t.remote) else {
+            warn!(
+                "IKE: cannot send to {} (IPv6 peers are not supported)",
+                t.remote
+            );
+            return;
+        };
+        let result = if t.local.port() == xrsec_esp::NAT_T_PORT {
+            match self.dataplanes.get(&local).and_then(|d| d.ike_udp4500()) {
+                Some(s) => s.send_to(&t.payload, remote),
+                None => {
+                    warn!("IKE: no UDP 4500 socket on {local}");
+                    return;
+                }
+            }
+        } else {
+            match self.ike_sockets.get(&local) {
+                Some(s) => s.send_to(&t.payload, remote).await.map(drop),
+                None => {
+                    warn!("IKE: no UDP 500 socket on {local}");
+                    return;
+                }
+            }
+        };
+        if let Err(e) = result {
+            // Retransmission covers a lost send; say why it failed.
+            debug!(
+                "IKE: sending {} bytes to {remote} from {}: {e}",
+                t.payload.len(),
+                t.local
+            );
+        }
+    }
+
+    fn handle_event(&mut self, now: Instant, ev: Event) {
+        match ev {
+            Event::IkeSaUp { id, tunnel, info } => {
+                let name = self.tunnel_name(tunnel);
+                info!(
+                    "{name}: IKE SA {} up as {:?} with {} ({}{})",
+                    id.0,
+                    info.role,
+                    info.remote,
+                    info.algorithms,
+                    if info.nat.local_behind_nat || info.nat.remote_behind_nat {
+                        ", UDP-encapsulated (NAT-T)"
+                    } else {
+                        ""
+                    }
+                );
+                self.save_ike_keys(id);
+            }
+            Event::ChildSaUp(child) => self.child_up(now, child),
+            Event::ChildSaDown {
+                id,
+                tunnel,
+                spi_in,
+                spi_out,
+                reason,
+            } => self.child_down(now, id, tunnel, spi_in, spi_out, &reason),
+            Event::IkeSaDown { id, tunnel, reason } => {
+                let name = self.tunnel_name(tunnel);
+                let deliberate = self.deleting.contains(&id);
+                self.deleting.retain(|d| *d != id);
+                info!("{name}: IKE SA {} down: {reason}", id.0);
+                if let Some(i) = self.tunnel_index(tunnel) {
+                    let has_sa = self
+                        .endpoint
+                        .sessions()
+                        .iter()
+                        .any(|s| s.tunnel == tunnel && s.id != id);
+                    if !has_sa && self.tunnels[i].children.is_empty() {
+                        let t = &mut self.tunnels[i];
+                        if deliberate || matches!(reason, DownReason::LocalDelete) {
+                            t.retry_at = Some(now);
+                        } else {
+                            t.failed(now, format!("IKE SA went down: {reason}"));
+                        }
+                    }
+                }
+            }
+            Event::NegotiationFailed { tunnel, reason } => {
+                let name = self.tunnel_name(tunnel);
+                if let Some(i) = self.tunnel_index(tunnel) {
+                    let t = &mut self.tunnels[i];
+                    if t.children.is_empty() {
+                        t.failed(now, reason.to_string());
+                        let wait = t
+                            .retry_at
+                            .map_or(0, |r| r.saturating_duration_since(now).as_secs());
+                        warn!("{name}: negotiation failed: {reason}; retrying in {wait} s");
+                    } else {
+                        warn!(
+                            "{name}: negotiation failed: {reason} (the tunnel's current SA stays)"
+                        );
+                    }
+                } else {
+                    warn!("negotiation failed: {reason}");
+                }
+            }
+            Event::PeerAlive { id, tunnel } => {
+                debug!("{}: IKE SA {}: peer alive", self.tunnel_name(tunnel), id.0);
+            }
+            Event::PeerAddressChanged {
+                id,
+                tunnel,
+                local,
+                remote,
+            } => {
+                warn!(
+                    "{}: IKE SA {}: the peer moved to {remote} (from our {local}); ESP keeps its old destination until the SA is renegotiated",
+                    self.tunnel_name(tunnel),
+                    id.0
+                );
+            }
+            other => debug!("IKE event {other:?}"),
+        }
+    }
+
+    fn tunnel_name(&self, id: TunnelId) -> String {
+        self.tunnel_index(id).map_or_else(
+            || format!("tunnel {}", id.0),
+            |i| self.tunnels[i].name.clone(),
+        )
+    }
+
+    fn child_up(&mut self, now: Instant, child: ChildSa) {
+        let Some(i) = self.tunnel_index(child.tunnel) else {
+            warn!("Child SA for an unknown tunnel {}", child.tunnel.0);
+            return;
+        };
+        let name = self.tunnels[i].name.clone();
+        let (Some(esp), Some(local)) = (self.tunnels[i].esp, self.tunnels[i].local) else {
+            warn!("{name}: Child SA up but the interface does not exist; deleting it");
+            self.endpoint.delete_ike_sa(now, child.ike_sa);
+            return;
+        };
+        let Some(dp) = self.dataplanes.get(&local) else {
+            return;
+        };
+        let encap = if child.udp_encap {
+            Encap::Udp {
+                peer_port: child.remote.port(),
+            }
+        } else {
+            Encap::Native
+        };
+        if let Some(keys) = self.keys.as_mut() {
+            if let (IpAddr::V4(l), IpAddr::V4(r)) = (child.local.ip(), child.remote.ip()) {
+                let res = keys
+                    .write_esp(
+                        r,
+                        l,
+                        child.spi_in,
+                        &child.suite,
+                        child.keys_in.encr.as_bytes(),
+                        child.keys_in.integ.as_bytes(),
+                    )
+                    .and_then(|()| {
+                        keys.write_esp(
+                            l,
+                            r,
+                            child.spi_out,
+                            &child.suite,
+                            child.keys_out.encr.as_bytes(),
+                            child.keys_out.integ.as_bytes(),
+                        )
+                    });
+                if let Err(e) = res {
+                    warn!("--save-keys: cannot write esp_sa: {e}");
+                }
+            }
+        }
+        let spec = SaSpec {
+            spi_in: child.spi_in,
+            spi_out: child.spi_out,
+            suite: child.suite,
+            keys_in: child.keys_in,
+            keys_out: child.keys_out,
+            esn: child.esn,
+            replay_window: child.replay_window,
+            lifetime: volume_lifetime(child.lifetime_kilobytes),
+            encap,
+        };
+        if let Err(e) = dp.install_sa(esp, spec) {
+            error!("{name}: cannot install the Child SA: {e}");
+            self.endpoint.delete_ike_sa(now, child.ike_sa);
+            return;
+        }
+        let sa_id = self.next_sa_id;
+        self.next_sa_id = self.next_sa_id.wrapping_add(1).max(1);
+        let t = &mut self.tunnels[i];
+        t.children.push(Installed {
+            sa_id,
+            ike_sa: child.ike_sa,
+            spi_in: child.spi_in,
+            spi_out: child.spi_out,
+            suite: child.suite,
+            installed_at: now,
+            lifetime: child.lifetime,
+            udp_encap: child.udp_encap,
+            local: child.local,
+            remote: child.remote,
+        });
+        t.failures = 0;
+        t.last_error = None;
+        t.retry_at = None;
+        info!(
+            "{name}: Child SA up: SPI in 0x{:08x} out 0x{:08x}, {}, {}",
+            child.spi_in,
+            child.spi_out,
+            child.suite,
+            if child.udp_encap {
+                format!("ESP in UDP to {}", child.remote)
+            } else {
+                "native ESP".to_string()
+            }
+        );
+    }
+
+    fn child_down(
+        &mut self,
+        now: Instant,
+        id: IkeSaId,
+        tunnel: TunnelId,
+        spi_in: u32,
+        spi_out: u32,
+        reason: &DownReason,
+    ) {
+        let Some(i) = self.tunnel_index(tunnel) else {
+            return;
+        };
+        let name = self.tunnels[i].name.clone();
+        let (esp, local) = (self.tunnels[i].esp, self.tunnels[i].local);
+        let Some(pos) = self.tunnels[i]
+            .children
+            .iter()
+            .position(|c| c.spi_in == spi_in)
+        else {
+            return;
+        };
+        let was_current = pos + 1 == self.tunnels[i].children.len();
+        self.tunnels[i].children.remove(pos);
+        if let Some(dp) = local.and_then(|l| self.dataplanes.get(&l)) {
+            dp.delete_inbound_sa(spi_in);
+            if was_current {
+                if let Some(esp) = esp {
+                    dp.delete_outbound_sa(esp);
+                }
+            }
+        }
+        info!(
+            "{name}: Child SA 0x{spi_in:08x}/0x{spi_out:08x} (IKE SA {}) down: {reason}",
+            id.0
+        );
+        if was_current && !self.tunnels[i].children.is_empty() {
+            // The older SAs have no outbound half any more: replace them all
+            // with a fresh negotiation rather than send nothing.
+            let stale: Vec<IkeSaId> = self.tunnels[i].children.iter().map(|c| c.ike_sa).collect();
+            for s in stale {
+                if !self.deleting.contains(&s) {
+                    self.deleting.push(s);
+                    self.endpoint.delete_ike_sa(now, s);
+                }
+            }
+        }
+    }
+
+    fn save_ike_keys(&mut self, id: IkeSaId) {
+        let Some(keys) = self.keys.as_mut() else {
+            return;
+        };
+        let Some(s) = self.endpoint.sessions().into_iter().find(|s| s.id == id) else {
+            return;
+        };
+        let (Some(alg), Some(k)) = (s.algorithms, self.endpoint.ike_keys_for_tests(id)) else {
+            return;
+        };
+        let line = IkeKeyLine {
+            spi_i: s.spi_i,
+            spi_r: s.spi_r,
+            encr: alg.encr,
+            integ: alg.integ,
+            sk_ei: k.sk_ei.as_bytes(),
+            sk_er: k.sk_er.as_bytes(),
+            sk_ai: k.sk_ai.as_bytes(),
+            sk_ar: k.sk_ar.as_bytes(),
+        };
+        if let Err(e) = keys.write_ike(&line) {
+            warn!("--save-keys: cannot write ikev2_decryption_table: {e}");
+        }
+    }
+
+    fn handle_request(&mut self, now: Instant, req: Request) -> Response {
+        match req {
+            Request::Status => Response::Status(crate::status::build(self, now)),
+            Request::RunningConfig => Response::RunningConfig {
+                text: self
+                    .config
+                    .to_running_config(xrsec_config::Secrets::Redacted),
+            },
+            Request::ClearIkeSa { id } => {
+                let sessions = self.endpoint.sessions();
+                let ids: Vec<IkeSaId> = match id {
+                    Some(n) => {
+                        if !sessions.iter().any(|s| s.id.0 == n) {
+                            let known: Vec<String> =
+                                sessions.iter().map(|s| s.id.0.to_string()).collect();
+                            return Response::Error {
+                                message: format!(
+                                    "no IKE SA {n}; existing: {}",
+                                    if known.is_empty() {
+                                        "none".to_string()
+                                    } else {
+                                        known.join(", ")
+                                    }
+                                ),
+                            };
+                        }
+                        vec![IkeSaId(n)]
+                    }
+                    None => sessions.iter().map(|s| s.id).collect(),
+                };
+                for &i in &ids {
+                    self.deleting.push(i);
+                    self.endpoint.delete_ike_sa(now, i);
+                }
+                let list: Vec<String> = ids.iter().map(|i| i.0.to_string()).collect();
+                Response::Cleared {
+                    count: ids.len(),
+                    message: if ids.is_empty() {
+                        "no IKE SA to clear".into()
+                    } else {
+                        format!("deleted IKE SA {}; renegotiating", list.join(", "))
+                    },
+                }
+            }
+            Request::ClearIpsecSa { interface } => {
+                if let Some(name) = &interface {
+                    if !self.tunnels.iter().any(|t| &t.name == name) {
+                        let known: Vec<&str> =
+                            self.tunnels.iter().map(|t| t.name.as_str()).collect();
+                        return Response::Error {
+                            message: format!(
+                                "no interface {name}; configured: {}",
+                                known.join(", ")
+                            ),
+                        };
+                    }
+                }
+                // A Child SA cannot be re-created without CREATE_CHILD_SA
+                // (rekeying); renegotiate the IKE SA that carries it.
+                let mut ids = Vec::new();
+                for t in &self.tunnels {
+                    if interface.as_ref().is_some_and(|n| n != &t.name) {
+                        continue;
+                    }
+                    for c in &t.children {
+                        if !ids.contains(&c.ike_sa) {
+                            ids.push(c.ike_sa);
+                        }
+                    }
+                }
+                for &i in &ids {
+                    self.deleting.push(i);
+                    self.endpoint.delete_ike_sa(now, i);
+                }
+                Response::Cleared {
+                    count: ids.len(),
+                    message: if ids.is_empty() {
+                        "no IPsec SA to clear".into()
+                    } else {
+                        format!(
+                            "deleted the IPsec SAs of {} with their IKE SA; renegotiating",
+                            interface.unwrap_or_else(|| "every tunnel".into())
+                        )
+                    },
+                }
+            }
+        }
+    }
+
+    fn reload(&mut self) {
+        warn!(
+            "SIGHUP: configuration reload is not supported yet; keeping the running configuration"
+        );
+    }
+
+    async fn shutdown(&mut self, rx: &mut mpsc::UnboundedReceiver<Input>) {
+        let now = Instant::now();
+        let ids: Vec<IkeSaId> = self.endpoint.sessions().iter().map(|s| s.id).collect();
+        for &id in &ids {
+            self.deleting.push(id);
+            self.endpoint.delete_ike_sa(now, id);
+        }
+        self.flush().await;
+        // Wait a little for the peers' answers so that they know we are
+        // gone; do not hang on a peer that is gone too.
+        let until = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+        while self.endpoint.ike_sa_count() > 0 {
+            tokio::select! {
+                Some(input) = rx.recv() => {
+                    if let Input::Ike { .. } = input {
+                        self.handle_input(input);
+                    }
+                }
+                _ = tokio::time::sleep_until(until) => break,
+            }
+            self.flush().await;
+        }
+        for t in &self.tunnels {
+            for (dst, len) in &t.routes {
+                let _ = xrsec_esp::sys::delete_route(*dst, *len, &t.name);
+            }
+        }
+        for (_, dp) in self.dataplanes.drain() {
+            dp.shutdown();
+        }
+    }
+}
+
+/// The dataplane's volume limits from `lifetime kilobytes`: the soft limit at
+/// 90% (rekeying, once it exists, happens there).
+fn volume_lifetime(kilobytes: Option<u64>) -> Lifetime {
+    match kilobytes {
+        Some(kb) => {
+            let hard = kb.saturating_mul(1024);
+            Lifetime {
+                soft_bytes: hard / 10 * 9,
+                hard_bytes: hard,
+                ..Lifetime::UNLIMITED
+            }
+        }
+        None => Lifetime::UNLIMITED,
+    }
+}

@@ -1,0 +1,160 @@
+//! The tunnels of the configuration as the daemon runs them: where each
+//! stands (negotiating, up, down and why, when it retries) and which Child
+//! SAs it has installed in the dataplane.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use xrsec_config::{Config, TunnelSource};
+use xrsec_crypto::EspSuite;
+use xrsec_ike::{IkeSaId, TunnelConfig};
+
+/// Longest wait between two initiation attempts of a failing tunnel.
+pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// One Child SA pair installed in the dataplane.
+#[derive(Clone, Debug)]
+pub(crate) struct Installed {
+    /// `SA id` of `show ipsec sa`.
+    pub sa_id: u32,
+    pub ike_sa: IkeSaId,
+    pub spi_in: u32,
+    pub spi_out: u32,
+    pub suite: EspSuite,
+    pub installed_at: Instant,
+    pub lifetime: Duration,
+    pub udp_encap: bool,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+}
+
+/// One `interface tunnel-ipN`.
+#[derive(Debug)]
+pub(crate) struct Tunnel {
+    pub name: String,
+    /// The negotiator's config for it (`None` when shut down).
+    pub ike: Option<TunnelConfig>,
+    pub local: Option<Ipv4Addr>,
+    pub remote: Option<Ipv4Addr>,
+    pub address: Option<(Ipv4Addr, u8)>,
+    pub mtu: Option<u16>,
+    /// `router static` prefixes routed into it.
+    pub routes: Vec<(Ipv4Addr, u8)>,
+    /// The dataplane's handle once the TUN exists.
+    pub esp: Option<xrsec_esp::TunnelId>,
+    pub ifindex: u32,
+    pub admin_down: bool,
+    /// Failed attempts in a row (reset when a Child SA comes up).
+    pub failures: u32,
+    pub last_error: Option<(String, Instant)>,
+    pub retry_at: Option<Instant>,
+    /// Installed Child SAs, oldest first; the last one carries outbound
+    /// traffic.
+    pub children: Vec<Installed>,
+    /// Everything the tunnel's behaviour depends on, secrets included, to
+    /// tell on reload whether it changed (never printed).
+    pub fingerprint: String,
+}
+
+impl Tunnel {
+    pub(crate) fn current(&self) -> Option<&Installed> {
+        self.children.last()
+    }
+
+    /// Records a failure and schedules the next attempt: 2, 4, 8 ... 60 s.
+    pub(crate) fn failed(&mut self, now: Instant, reason: String) {
+        self.failures = self.failures.saturating_add(1);
+        self.last_error = Some((reason, now));
+        let exp = self.failures.saturating_sub(1).min(6);
+        let backoff = Duration::from_secs(2u64 << exp).min(MAX_BACKOFF);
+        self.retry_at = Some(now + backoff);
+    }
+}
+
+/// Why a tunnel cannot run, found at start.
+#[derive(Debug)]
+pub(crate) struct SetupError(pub String);
+
+impl std::fmt::Display for SetupError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The tunnels of `config`, in configuration order: one per interface
+/// (shut-down ones too, for status).
+pub(crate) fn from_config(config: &Config) -> Result<Vec<Tunnel>, SetupError> {
+    let views = config.tunnels();
+    let mut out = Vec::new();
+    for itf in config.interfaces.iter() {
+        let address = itf.ipv4_address.map(|n| (n.addr, n.prefix_len));
+        let remote = itf.destination.map(|(a, _)| a);
+        let view = views.iter().find(|v| v.interface.name == itf.name);
+        let mut t = Tunnel {
+            name: itf.name.clone(),
+            ike: None,
+            local: None,
+            remote,
+            address,
+            mtu: itf.mtu,
+            routes: Vec::new(),
+            esp: None,
+            ifindex: 0,
+            admin_down: itf.shutdown,
+            failures: 0,
+            last_error: None,
+            retry_at: None,
+            children: Vec::new(),
+            fingerprint: String::new(),
+        };
+        let Some(view) = view else {
+            // Shut down (the validator guarantees the references of the
+            // others resolve).
+            out.push(t);
+            continue;
+        };
+        let local = match &itf.source {
+            Some((TunnelSource::Address(a), _)) => *a,
+            Some((TunnelSource::Interface(name), _)) => xrsec_esp::sys::interface_ipv4(name)
+                .map_err(|e| {
+                    SetupError(format!(
+                        "{}: tunnel source {name}: cannot read its IPv4 address: {e}",
+                        itf.name
+                    ))
+                })?,
+            _ => {
+                return Err(SetupError(format!("{}: no usable tunnel source", itf.name)));
+            }
+        };
+        let ike = xrsec_ike::from_tunnel(view, local)
+            .map_err(|e| SetupError(format!("{}: {e}", itf.name)))?;
+        t.local = Some(local);
+        t.routes = view
+            .routes
+            .iter()
+            .map(|r| (r.prefix.addr, r.prefix.prefix_len))
+            .collect();
+        t.fingerprint = fingerprint(&ike, &t);
+        t.ike = Some(ike);
+        out.push(t);
+    }
+    Ok(out)
+}
+
+/// What decides a tunnel's behaviour, in one string (keys included as
+/// bytes: it is compared, never shown).
+fn fingerprint(ike: &TunnelConfig, t: &Tunnel) -> String {
+    format!(
+        "{ike:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
+        ike.psk_local.as_bytes(),
+        ike.psk_remote.as_bytes(),
+        ike.ike_lifetime,
+        ike.pfs,
+        ike.sa_lifetime,
+        ike.sa_lifetime_kilobytes,
+        ike.replay_window,
+        t.address,
+        t.mtu,
+        t.routes
+    )
+}
