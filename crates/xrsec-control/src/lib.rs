@@ -301,6 +301,14 @@ impl Counts {
 }
 
 impl Status {
+    /// The tunnel named `name` (`tunnel-ip1`; case does not matter, as on the
+    /// router's command line).
+    pub fn tunnel(&self, name: &str) -> Option<&TunnelStatus> {
+        self.tunnels
+            .iter()
+            .find(|t| t.name.eq_ignore_ascii_case(name))
+    }
+
     /// The numbers of `show ikev2 summary`.
     pub fn summary(&self) -> Summary {
         let mut s = Summary::default();
