@@ -140,6 +140,9 @@ pub(crate) async fn run(args: Args, config: Config) -> Result<(), String> {
         deleting: Vec::new(),
     };
     d.create_interfaces()?;
+    for (local, dp) in &d.dataplanes {
+        info!("dataplane on {local}: kernel offloads {}", dp.features());
+    }
 
     let control = crate::control::listen(&d.args.control, tx.clone())
         .map_err(|e| format!("control socket {}: {e}", d.args.control.display()))?;
