@@ -14,8 +14,28 @@
 //! IKE_SA_INIT request with a zero SPIr may create a half-open SA, and at
 //! most `max_half_open` exist); our IKE SPIs and inbound ESP SPIs are random,
 //! non-zero and unique among ours.
+//!
+//! Both ends initiating a tunnel at once: both negotiations run to the end,
+//! and of two established IKE SAs of a tunnel, one ours and one the peer's,
+//! the one whose initiator has the lower IPv4 address is kept and the other
+//! deleted with an INFORMATIONAL DELETE. Both ends apply the rule on their
+//! own, so both may send the DELETE; a peer that does not apply it gets ours.
+//! The daemon hears of the loser only if it was reported up before the
+//! winner was established (then it goes down with [`DownReason::Duplicate`],
+//! after the winner's up events). An SA that would lose to one of ours still
+//! awaiting its IKE_AUTH response is held back until that one's fate is
+//! known, so that in the common case the daemon sees one IKE SA and one
+//! Child SA, never a second; likewise the peer's DELETE of a reported SA
+//! that loses to such an SA of ours is reported (as a duplicate) only after
+//! ours is up, so that the daemon never goes without an outbound SA.
+//! RFC 7296 has no rule for this case (2.8.1 settles rekey collisions only),
+//! hence one of our own that both ends compute alike without talking.
+//!
+//! The addresses compared are the ones each end sees; with a NAT between
+//! them the two ends may disagree and both SAs may end up deleted, after
+//! which the daemon's re-initiation brings the tunnel up again.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -23,7 +43,7 @@ use rand_core::CryptoRngCore;
 use xrsec_crypto::{prf, IkeKeys, PrfId, Role};
 
 use crate::config::{TunnelConfig, TunnelId};
-use crate::event::{Event, FailureReason, IkeSaId, SaKind, SessionInfo};
+use crate::event::{DownReason, Event, FailureReason, IkeKeyExport, IkeSaId, SaKind, SessionInfo};
 use crate::proposal::{self, IkeChoice};
 use crate::sa::{notify_payload, Ctx, IkeSa, Request, SaInitRequest};
 use crate::wire::{notify, summarize, ExchangeType, Flags, Header, Message, Payload, WireError};
@@ -138,6 +158,14 @@ pub struct Endpoint<R: CryptoRngCore> {
     next_id: u64,
     cookie_secret: [u8; 32],
     out: Outbox,
+    /// Established SAs not reported yet: they lose to an SA of ours that is
+    /// waiting for its IKE_AUTH response, if that one succeeds.
+    held: BTreeSet<IkeSaId>,
+    /// Apply the simultaneous-initiation rule (see the module doc).
+    resolve_duplicates: bool,
+    /// Down events of SAs the peer deleted, waiting for the named IKE SA of
+    /// ours (which beats them) to be up or failed.
+    deferred_downs: Vec<(IkeSaId, Vec<Event>)>,
 }
 
 macro_rules! ctx {
@@ -149,6 +177,8 @@ macro_rules! ctx {
             tunnels: &$self.tunnels,
             out: &mut $self.out,
             child_spis: &mut $self.child_spis,
+            peer_has_other_sa: false,
+            defer_peer_delete: None,
         }
     };
 }
@@ -171,7 +201,19 @@ impl<R: CryptoRngCore> Endpoint<R> {
             next_id: 1,
             cookie_secret,
             out: Outbox::default(),
+            held: BTreeSet::new(),
+            resolve_duplicates: true,
+            deferred_downs: Vec::new(),
         }
+    }
+
+    /// Whether duplicate IKE SAs from simultaneous initiation are resolved
+    /// (the default; see the module doc). Off, this endpoint keeps both and
+    /// leaves it to the peer's DELETE, as a peer without the rule does (e.g.
+    /// strongSwan); tests use that to stand for such a peer. Set it before
+    /// any negotiation.
+    pub fn set_resolve_duplicates(&mut self, on: bool) {
+        self.resolve_duplicates = on;
     }
 
     /// The tunnels this endpoint negotiates.
@@ -194,17 +236,16 @@ impl<R: CryptoRngCore> Endpoint<R> {
         id
     }
 
-    /// Brings the tunnel up as initiator, unless an IKE SA for it exists or
-    /// is being negotiated (in either role).
+    /// Brings the tunnel up as initiator. Does nothing when
+    /// [`Endpoint::tunnel_has_sa`] says so (or the tunnel is unknown), so the
+    /// daemon may call it whenever it likes, e.g. for every tunnel at start
+    /// and again after a failure. A negotiation the peer started does not
+    /// stop ours: if both succeed, one is deleted (see the module doc).
     pub fn initiate(&mut self, now: Instant, tunnel: TunnelId) {
         let Some(index) = self.tunnels.iter().position(|t| t.id == tunnel) else {
             return;
         };
-        if self
-            .sas
-            .values()
-            .any(|s| s.tunnel == index && s.is_active())
-        {
+        if self.tunnel_has_sa(tunnel) {
             return;
         }
         let spi = self.alloc_ike_spi();
@@ -214,6 +255,49 @@ impl<R: CryptoRngCore> Endpoint<R> {
             self.by_spi.insert(spi, id);
             self.sas.insert(id, sa);
         }
+    }
+
+    /// Whether the tunnel has an established IKE SA (in either role, even one
+    /// being resolved as a duplicate) or one of ours being negotiated: then
+    /// [`Endpoint::initiate`] does nothing. An IKE SA being deleted does not
+    /// count, nor does a half-open one the peer started.
+    pub fn tunnel_has_sa(&self, tunnel: TunnelId) -> bool {
+        self.sas.values().any(|s| {
+            s.covers_tunnel() && self.tunnels.get(s.tunnel).is_some_and(|t| t.id == tunnel)
+        })
+    }
+
+    /// Whether another IKE SA with `id`'s peer, for its tunnel, is
+    /// established.
+    fn peer_has_other_sa(&self, id: IkeSaId) -> bool {
+        let Some(sa) = self.sas.get(&id) else {
+            return false;
+        };
+        self.sas.iter().any(|(other, s)| {
+            *other != id
+                && s.tunnel == sa.tunnel
+                && s.remote.ip() == sa.remote.ip()
+                && s.is_established()
+        })
+    }
+
+    /// The IKE SA of ours awaiting its IKE_AUTH response that beats `id`
+    /// (reported up) by the simultaneous-initiation rule, if any.
+    fn awaited_winner(&self, id: IkeSaId) -> Option<IkeSaId> {
+        let sa = self.sas.get(&id)?;
+        if !self.resolve_duplicates || !sa.announced || !sa.is_established() {
+            return None;
+        }
+        self.sas
+            .iter()
+            .find(|(_, s)| {
+                s.is_awaiting_auth_response()
+                    && s.tunnel == sa.tunnel
+                    && s.remote.ip() == sa.remote.ip()
+                    && s.role != sa.role
+                    && s.initiator_ip() < sa.initiator_ip()
+            })
+            .map(|(other, _)| *other)
     }
 
     /// A datagram arrived on `local` from `remote` (non-ESP marker already
@@ -243,6 +327,8 @@ impl<R: CryptoRngCore> Endpoint<R> {
         let Some(&id) = self.by_spi.get(&our_spi) else {
             return;
         };
+        let peer_has_other_sa = self.peer_has_other_sa(id);
+        let defer_peer_delete = self.awaited_winner(id);
         let Some(sa) = self.sas.get_mut(&id) else {
             return;
         };
@@ -258,6 +344,8 @@ impl<R: CryptoRngCore> Endpoint<R> {
             return;
         }
         let mut ctx = ctx!(self, now);
+        ctx.peer_has_other_sa = peer_has_other_sa;
+        ctx.defer_peer_delete = defer_peer_delete;
         sa.handle_message(&mut ctx, local, remote, datagram, &msg);
         self.after(now, id);
     }
@@ -504,17 +592,22 @@ impl<R: CryptoRngCore> Endpoint<R> {
         }
     }
 
-    /// Bookkeeping after an SA handled something: INITIAL_CONTACT, removal.
+    /// Bookkeeping after an SA handled something: INITIAL_CONTACT, the
+    /// events of an SA just established, duplicates, removal.
     fn after(&mut self, now: Instant, id: IkeSaId) {
         let Some(sa) = self.sas.get_mut(&id) else {
             return;
         };
+        if let Some(deferred) = sa.deferred_down.take() {
+            self.deferred_downs.push(deferred);
+        }
+        let mut stale = Vec::new();
         if std::mem::take(&mut sa.initial_contact_received) {
             // RFC 7296 2.4: the peer has no other IKE SA with us. Only SAs
             // that were already up when this one started are stale; an SA
             // negotiated in parallel (both ends initiating) is not.
             let (tunnel, created) = (sa.tunnel, sa.created);
-            let stale: Vec<IkeSaId> = self
+            stale = self
                 .sas
                 .iter()
                 .filter(|(other, s)| {
@@ -525,15 +618,151 @@ impl<R: CryptoRngCore> Endpoint<R> {
                 })
                 .map(|(other, _)| *other)
                 .collect();
-            for other in stale {
-                if let Some(s) = self.sas.get_mut(&other) {
-                    let mut ctx = ctx!(self, now);
-                    s.drop_silently(&mut ctx, crate::event::DownReason::InitialContact);
+        }
+        let just_established = self
+            .sas
+            .get(&id)
+            .is_some_and(|s| s.is_established() && !s.announced && !self.held.contains(&id));
+        if just_established {
+            // The new SA's events come before the stale ones' downs, so
+            // the daemon installs its Child SA before removing theirs.
+            self.settle(now, id, &stale);
+        }
+        for other in stale {
+            if let Some(s) = self.sas.get_mut(&other) {
+                let mut ctx = ctx!(self, now);
+                s.drop_silently(&mut ctx, DownReason::InitialContact);
+            }
+            self.reap_one(now, other);
+        }
+        // Whatever happened may decide an SA held back.
+        let held: Vec<IkeSaId> = self.held.iter().copied().collect();
+        for h in held {
+            self.settle(now, h, &[]);
+        }
+        self.release_deferred_downs();
+        self.reap_one(now, id);
+    }
+
+    /// Reports the SAs the peer deleted in favour of one of ours once that
+    /// one is up (as duplicates of it) or has failed (as deleted by the
+    /// peer, which they then were).
+    fn release_deferred_downs(&mut self) {
+        if self.deferred_downs.is_empty() {
+            return;
+        }
+        let sas = &self.sas;
+        let out = &mut self.out;
+        self.deferred_downs.retain_mut(|(winner, events)| {
+            let kept = match sas.get(winner) {
+                Some(s) if s.is_awaiting_auth_response() => return true,
+                Some(s) if s.is_established() && !s.announced => return true,
+                Some(s) if s.is_established() => Some(*winner),
+                _ => None,
+            };
+            for mut e in events.drain(..) {
+                if let (
+                    Some(kept),
+                    Event::ChildSaDown { reason, .. } | Event::IkeSaDown { reason, .. },
+                ) = (kept, &mut e)
+                {
+                    *reason = DownReason::Duplicate { kept };
                 }
-                self.reap_one(now, other);
+                out.events.push_back(e);
+            }
+            false
+        });
+    }
+
+    /// Decides the fate of an established SA the daemon has not heard of:
+    /// report it (deleting the duplicates it beats), delete it unreported
+    /// (it is a duplicate of a better one), or hold it back while one of
+    /// ours that would beat it awaits its IKE_AUTH response. SAs in
+    /// `ignore` (stale by INITIAL_CONTACT) are no rivals.
+    fn settle(&mut self, now: Instant, id: IkeSaId, ignore: &[IkeSaId]) {
+        let Some(sa) = self.sas.get(&id) else {
+            self.held.remove(&id);
+            return;
+        };
+        if !sa.is_established() || sa.announced {
+            self.held.remove(&id);
+            return;
+        }
+        // The rivals: the same tunnel with the same peer, the other role
+        // (one ours, one the peer's; two of the same role are no
+        // simultaneous initiation).
+        let mut beaten_by = None;
+        let mut wait_for = None;
+        let mut beats = Vec::new();
+        if self.resolve_duplicates {
+            let ours = sa.initiator_ip();
+            for (other, s) in &self.sas {
+                if *other == id
+                    || ignore.contains(other)
+                    || s.tunnel != sa.tunnel
+                    || s.remote.ip() != sa.remote.ip()
+                    || s.role == sa.role
+                {
+                    continue;
+                }
+                let theirs = s.initiator_ip();
+                if s.is_established() {
+                    match theirs.cmp(&ours) {
+                        std::cmp::Ordering::Less => beaten_by = Some((*other, theirs)),
+                        std::cmp::Ordering::Greater => beats.push(*other),
+                        std::cmp::Ordering::Equal => {}
+                    }
+                } else if s.is_awaiting_auth_response() && theirs < ours {
+                    wait_for = Some(*other);
+                }
             }
         }
-        self.reap_one(now, id);
+        if let Some((kept, initiator)) = beaten_by {
+            self.held.remove(&id);
+            self.out.log(
+                Some(id),
+                format!(
+                    "IKE SA {id} duplicates IKE SA {kept} (both peers initiated at once): \
+                     deleting it, keeping the one initiated by {initiator}"
+                ),
+            );
+            if let Some(sa) = self.sas.get_mut(&id) {
+                let mut ctx = ctx!(self, now);
+                // Never reported: no events, only the DELETE.
+                sa.delete_established(&mut ctx, DownReason::Duplicate { kept });
+            }
+            return;
+        }
+        if let Some(ours) = wait_for {
+            if self.held.insert(id) {
+                self.out.log(
+                    Some(id),
+                    format!(
+                        "IKE SA {id} is up while IKE SA {ours} (both peers initiated at once) \
+                         awaits its IKE_AUTH response: reporting it only if that one fails"
+                    ),
+                );
+            }
+            return;
+        }
+        self.held.remove(&id);
+        if let Some(sa) = self.sas.get_mut(&id) {
+            sa.announced = true;
+            self.out.events.extend(sa.pending_up.drain(..));
+        }
+        for loser in beats {
+            self.out.log(
+                Some(loser),
+                format!(
+                    "IKE SA {loser} duplicates IKE SA {id} (both peers initiated at once): deleting it"
+                ),
+            );
+            if let Some(s) = self.sas.get_mut(&loser) {
+                let mut ctx = ctx!(self, now);
+                s.delete_established(&mut ctx, DownReason::Duplicate { kept: id });
+            }
+            self.held.remove(&loser);
+        }
     }
 
     fn reap_one(&mut self, now: Instant, id: IkeSaId) {
@@ -630,6 +859,18 @@ impl<R: CryptoRngCore> Endpoint<R> {
     /// How many IKE SAs (in any state) this endpoint holds.
     pub fn ike_sa_count(&self) -> usize {
         self.sas.len()
+    }
+
+    /// The keys protecting IKE SA `id`'s messages, with its SPIs and
+    /// algorithms: what Wireshark's `ikev2_decryption_table` takes. Known
+    /// from the end of IKE_SA_INIT until the SA is gone; `None` otherwise.
+    ///
+    /// For `--save-keys` only: this hands out secrets, and the caller must
+    /// warn that whoever reads the file can decrypt the IKE exchanges
+    /// (identities, traffic selectors, the Child SA proposals; the ESP keys
+    /// themselves are derived from SK_d, which is not exported).
+    pub fn export_ike_keys(&self, id: IkeSaId) -> Option<IkeKeyExport> {
+        self.sas.get(&id)?.key_export()
     }
 
     /// The IKE SA keys (SK_d, SK_a*, SK_e*, SK_p*), so that tests can check

@@ -1,15 +1,17 @@
 //! What the negotiator tells the daemon: SAs up and down, negotiations that
 //! failed and why, and the status rows of `show ikev2 session`.
 //!
-//! Invariants: no event and no `Debug` output carries a key or a pre-shared
-//! key (keys are [`EspKeys`], which print their lengths only); every failure
-//! reason displays as a sentence a network engineer can act on.
+//! Invariants: no `Debug` output shows a key or a pre-shared key (keys are
+//! [`EspKeys`] and [`SecretBytes`], which print their lengths only); only
+//! [`ChildSa`] (for the dataplane) and [`IkeKeyExport`] (for `--save-keys`)
+//! carry keys at all; every failure reason displays as a sentence a network
+//! engineer can act on.
 
 use core::fmt;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use xrsec_crypto::{EspKeys, EspSuite, Role};
+use xrsec_crypto::{Encr, EspKeys, EspSuite, IntegId, Role, SecretBytes};
 
 use crate::config::{Identity, TunnelId};
 use crate::natd::NatStatus;
@@ -135,6 +137,11 @@ pub enum DownReason {
     InitialContact,
     /// The peer rejected our authentication after we accepted its own.
     PeerAuthenticationFailed,
+    /// Both ends initiated the tunnel at once and two IKE SAs came up; this
+    /// one lost to `kept` by the rule both ends apply (keep the IKE SA whose
+    /// initiator has the lower IPv4 address). The tunnel stays up on `kept`:
+    /// nothing to re-initiate.
+    Duplicate { kept: IkeSaId },
 }
 
 impl fmt::Display for DownReason {
@@ -151,6 +158,10 @@ impl fmt::Display for DownReason {
             ),
             Self::PeerAuthenticationFailed => f.write_str(
                 "the peer rejected our authentication: check the pre-shared key and `match identity remote` on the peer",
+            ),
+            Self::Duplicate { kept } => write!(
+                f,
+                "duplicate of IKE SA {kept} (both peers initiated at once); kept the one initiated by the lower address"
             ),
         }
     }
@@ -287,6 +298,11 @@ pub struct SessionInfo {
     pub role: Role,
     /// "READY", "CONNECTING" or "DELETING".
     pub state: &'static str,
+    /// `Status(Description)` as IOS-XR prints it: "READY (Negotiation
+    /// done)", "CONNECTING (IKE_SA_INIT sent)", "CONNECTING (IKE_AUTH
+    /// sent)", "CONNECTING (waiting for IKE_AUTH)" (responder, half-open)
+    /// or "DELETING (DELETE sent)".
+    pub state_description: &'static str,
     /// Known once IKE_SA_INIT completed.
     pub algorithms: Option<IkeAlgorithms>,
     /// Encryption, PRF, integrity and DH names for `show` ("-" until known).
@@ -305,4 +321,28 @@ pub struct SessionInfo {
     pub remote_identity: Option<Identity>,
     pub nat: NatStatus,
     pub children: Vec<ChildInfo>,
+}
+
+/// An IKE SA's SK payload keys, for Wireshark's `ikev2_decryption_table`
+/// (SPIi, SPIr, SK_ei, SK_er, encryption algorithm, SK_ai, SK_ar, integrity
+/// algorithm).
+///
+/// For `--save-keys` only: whoever writes these out writes secrets that
+/// decrypt every IKE message of the SA (not its ESP traffic), and must warn
+/// the operator. The keys zeroize on drop and print as their lengths.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct IkeKeyExport {
+    pub spi_i: u64,
+    pub spi_r: u64,
+    pub encr: Encr,
+    /// `None` with AES-GCM (the SK_a keys are then empty).
+    pub integ: Option<IntegId>,
+    /// SK_ei as derived; with AES-GCM its last 4 bytes are the salt
+    /// (RFC 5282 7.1), as Wireshark expects.
+    pub sk_ei: SecretBytes,
+    /// SK_er, as SK_ei.
+    pub sk_er: SecretBytes,
+    pub sk_ai: SecretBytes,
+    pub sk_ar: SecretBytes,
 }

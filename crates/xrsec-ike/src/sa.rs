@@ -29,7 +29,8 @@ use crate::auth::{psk_auth, verify_psk_auth, SignedOctets, SHARED_KEY_MIC};
 use crate::config::{Identity, TunnelConfig};
 use crate::endpoint::{EndpointOptions, Outbox};
 use crate::event::{
-    ChildInfo, ChildSa, DownReason, Event, FailureReason, IkeSaId, IkeSaInfo, SaKind, SessionInfo,
+    ChildInfo, ChildSa, DownReason, Event, FailureReason, IkeKeyExport, IkeSaId, IkeSaInfo, SaKind,
+    SessionInfo,
 };
 use crate::natd::{self, NatStatus};
 use crate::proposal::{self, IkeAlgorithms};
@@ -64,6 +65,16 @@ pub(crate) struct Ctx<'a, R> {
     pub tunnels: &'a [TunnelConfig],
     pub out: &'a mut Outbox,
     pub child_spis: &'a mut std::collections::HashSet<u32>,
+    /// Another IKE SA with this SA's peer is established: our IKE_AUTH then
+    /// carries no INITIAL_CONTACT (RFC 7296 2.4: it asserts this is the only
+    /// IKE SA between us, and the peer would drop the other one).
+    pub peer_has_other_sa: bool,
+    /// This SA was reported up, and one of ours for the same tunnel that
+    /// beats it by the simultaneous-initiation rule awaits its IKE_AUTH
+    /// response: a DELETE from the peer is then most likely the peer
+    /// resolving the duplicate, and the daemon should hear of it only after
+    /// the winner is up (or failed).
+    pub defer_peer_delete: Option<IkeSaId>,
 }
 
 impl<R: CryptoRngCore> Ctx<'_, R> {
@@ -314,6 +325,17 @@ pub(crate) struct IkeSa {
     pub established_at: Option<Instant>,
     /// The peer sent INITIAL_CONTACT in IKE_AUTH; the endpoint acts on it.
     pub initial_contact_received: bool,
+    /// The daemon was told this SA is up. An SA established in the same
+    /// moment as another for its tunnel may be deleted before it is: then it
+    /// never gets an event at all, neither up nor down.
+    pub announced: bool,
+    /// The events of the establishment (`IkeSaUp`, then `ChildSaUp` or the
+    /// Child SA's `NegotiationFailed`), which the endpoint publishes once it
+    /// has decided this SA is kept.
+    pub pending_up: Vec<Event>,
+    /// Down events held back (see [`Ctx::defer_peer_delete`]) until the
+    /// IKE SA named here is up or failed; the endpoint takes them.
+    pub deferred_down: Option<(IkeSaId, Vec<Event>)>,
     /// Where the request being handled came from (local, remote).
     request_from: Option<(SocketAddr, SocketAddr)>,
     next_request_id: u32,
@@ -523,6 +545,9 @@ impl IkeSa {
             created: now,
             established_at: None,
             initial_contact_received: false,
+            announced: false,
+            pending_up: Vec::new(),
+            deferred_down: None,
             request_from: None,
             next_request_id: 0,
             in_flight: None,
@@ -761,9 +786,33 @@ impl IkeSa {
         matches!(self.state, State::Established(_))
     }
 
-    /// Live (not closed) for duplicate-initiation checks.
-    pub(crate) fn is_active(&self) -> bool {
-        !matches!(self.state, State::Closed | State::Deleting(_))
+    /// Ours and being negotiated, or established in either role: another
+    /// `initiate` for the tunnel has nothing to do. A half-open SA of the
+    /// peer's does not count: it is unauthenticated, and when both ends
+    /// initiate at once the duplicate is resolved at establishment.
+    pub(crate) fn covers_tunnel(&self) -> bool {
+        match self.state {
+            State::Established(_) => true,
+            State::ExpectSaInitResponse(_) | State::ExpectAuthResponse(_) => {
+                self.role == Role::Initiator
+            }
+            _ => false,
+        }
+    }
+
+    /// Ours, IKE_SA_INIT done, IKE_AUTH answer awaited: authenticated soon
+    /// unless the peer refuses us.
+    pub(crate) fn is_awaiting_auth_response(&self) -> bool {
+        matches!(self.state, State::ExpectAuthResponse(_))
+    }
+
+    /// Whoever sent the IKE_SA_INIT request: us as the initiator, else the
+    /// peer, as the IKE SA's addresses show it.
+    pub(crate) fn initiator_ip(&self) -> IpAddr {
+        match self.role {
+            Role::Initiator => self.local.ip(),
+            Role::Responder => self.remote.ip(),
+        }
     }
 
     pub(crate) fn child_spis_in(&self) -> Vec<u32> {
@@ -806,12 +855,27 @@ impl IkeSa {
         self.close(ctx.now, None)
     }
 
-    /// Events for an established SA going down: its Child SAs first.
-    fn down_events<R>(&self, ctx: &mut Ctx<'_, R>, est: &Established, reason: DownReason) {
+    /// Events for an established SA going down: its Child SAs first. An SA
+    /// the daemon never heard of goes without a word.
+    fn down_events<R>(&mut self, ctx: &mut Ctx<'_, R>, est: &Established, reason: DownReason) {
         let tunnel = self.tunnel_id(ctx);
+        if !self.announced {
+            for c in &est.children {
+                ctx.child_spis.remove(&c.spi_in);
+            }
+            self.pending_up.clear();
+            ctx.log(Some(self.id), || {
+                format!(
+                    "IKE SA {} ended before it was reported up: {reason}",
+                    self.id
+                )
+            });
+            return;
+        }
+        let mut events = Vec::with_capacity(est.children.len() + 1);
         for c in &est.children {
             ctx.child_spis.remove(&c.spi_in);
-            ctx.event(Event::ChildSaDown {
+            events.push(Event::ChildSaDown {
                 id: self.id,
                 tunnel,
                 spi_in: c.spi_in,
@@ -819,11 +883,31 @@ impl IkeSa {
                 reason: reason.clone(),
             });
         }
-        ctx.event(Event::IkeSaDown {
-            id: self.id,
-            tunnel,
-            reason,
-        });
+        match ctx.defer_peer_delete {
+            Some(rival) if reason == DownReason::PeerDelete => {
+                ctx.log(Some(self.id), || {
+                    format!(
+                        "IKE SA {} deleted by the peer while IKE SA {rival} awaits its IKE_AUTH \
+                         response: reporting it down once that one's fate is known",
+                        self.id
+                    )
+                });
+                events.push(Event::IkeSaDown {
+                    id: self.id,
+                    tunnel,
+                    reason,
+                });
+                self.deferred_down = Some((rival, events));
+            }
+            _ => {
+                events.push(Event::IkeSaDown {
+                    id: self.id,
+                    tunnel,
+                    reason,
+                });
+                ctx.out.events.extend(events);
+            }
+        }
     }
 
     // ---- timers -------------------------------------------------------
@@ -1190,7 +1274,7 @@ impl IkeSa {
         let mut payloads = vec![Payload::IdI(idi)];
         // RFC 7296 2.4: INITIAL_CONTACT on the first IKE SA to this peer, so
         // that it drops state left from before we (re)started.
-        if t.initial_contact {
+        if t.initial_contact && !ctx.peer_has_other_sa {
             payloads.push(notify_payload(notify::INITIAL_CONTACT, Vec::new()));
         }
         payloads.push(Payload::Auth(AuthPayload {
@@ -1336,10 +1420,11 @@ impl IkeSa {
             ctx.child_spis.remove(&s.child_spi);
             return self.fail(ctx, reason);
         }
-        // The IKE SA is up.
+        // The IKE SA is up; the endpoint publishes the events once it knows
+        // this SA is not a duplicate to delete.
         self.established_at = Some(ctx.now);
         let tunnel = t.id;
-        ctx.event(Event::IkeSaUp {
+        self.pending_up.push(Event::IkeSaUp {
             id: self.id,
             tunnel,
             info: self.info(t, &s.keyed, &remote_identity),
@@ -1361,11 +1446,12 @@ impl IkeSa {
         ) {
             Ok((child, event)) => {
                 est.children.push(child);
-                ctx.event(Event::ChildSaUp(event));
+                self.pending_up.push(Event::ChildSaUp(event));
             }
             Err(reason) => {
                 ctx.child_spis.remove(&s.child_spi);
-                ctx.event(Event::NegotiationFailed { tunnel, reason });
+                self.pending_up
+                    .push(Event::NegotiationFailed { tunnel, reason });
             }
         }
         s.esp_offer.proposals.clear();
@@ -1696,7 +1782,7 @@ impl IkeSa {
             return State::ExpectAuthRequest(s);
         };
         self.respond(ctx, message_id, datagram, sealed);
-        ctx.event(Event::IkeSaUp {
+        self.pending_up.push(Event::IkeSaUp {
             id: self.id,
             tunnel,
             info,
@@ -1708,10 +1794,11 @@ impl IkeSa {
         });
         if let Some((child, event)) = child_up {
             est.children.push(child);
-            ctx.event(Event::ChildSaUp(event));
+            self.pending_up.push(Event::ChildSaUp(event));
         }
         if let Some(reason) = child_failure {
-            ctx.event(Event::NegotiationFailed { tunnel, reason });
+            self.pending_up
+                .push(Event::NegotiationFailed { tunnel, reason });
         }
         self.start_next_request(ctx, &mut est);
         State::Established(est)
@@ -1988,15 +2075,7 @@ impl IkeSa {
             State::Established(mut est) => {
                 match req {
                     Request::DeleteIke => {
-                        // Events now: the dataplane stops using the SAs at
-                        // once; the DELETE follows any request in flight
-                        // (window size 1) and is retransmitted until answered.
-                        self.down_events(ctx, &est, DownReason::LocalDelete);
-                        self.queued.clear();
-                        self.queued.push_back(req);
-                        est.children.clear();
-                        self.start_next_request(ctx, &mut est);
-                        self.state = State::Deleting(est);
+                        self.state = self.start_delete(ctx, est, DownReason::LocalDelete);
                         return;
                     }
                     Request::DeleteChild { spi_in } => {
@@ -2041,6 +2120,38 @@ impl IkeSa {
             }
             other => other,
         };
+    }
+
+    /// Deletes an established SA with an INFORMATIONAL DELETE (RFC 7296
+    /// 1.4.1), telling the daemon `reason` if it knew of the SA. Anything
+    /// else is not established: nothing happens.
+    pub(crate) fn delete_established<R: CryptoRngCore>(
+        &mut self,
+        ctx: &mut Ctx<'_, R>,
+        reason: DownReason,
+    ) {
+        let state = std::mem::replace(&mut self.state, State::Closed);
+        self.state = match state {
+            State::Established(est) => self.start_delete(ctx, est, reason),
+            other => other,
+        };
+    }
+
+    fn start_delete<R: CryptoRngCore>(
+        &mut self,
+        ctx: &mut Ctx<'_, R>,
+        mut est: Box<Established>,
+        reason: DownReason,
+    ) -> State {
+        // Events now: the dataplane stops using the SAs at once; the DELETE
+        // follows any request in flight (window size 1) and is retransmitted
+        // until answered.
+        self.down_events(ctx, &est, reason);
+        self.queued.clear();
+        self.queued.push_back(Request::DeleteIke);
+        est.children.clear();
+        self.start_next_request(ctx, &mut est);
+        State::Deleting(est)
     }
 
     fn start_next_request<R: CryptoRngCore>(
@@ -2096,29 +2207,40 @@ impl IkeSa {
 
     pub(crate) fn session(&self, tunnels: &[TunnelConfig]) -> Option<SessionInfo> {
         let t = tunnels.get(self.tunnel)?;
-        let (state, keyed, remote_identity, children): (
+        let (state_description, keyed, remote_identity, children): (
             &'static str,
             Option<&Keyed>,
             Option<&Identity>,
             &[Child],
         ) = match &self.state {
-            State::ExpectSaInitResponse(_) => ("CONNECTING", None, None, &[]),
-            State::ExpectAuthResponse(s) => ("CONNECTING", Some(&s.keyed), None, &[]),
-            State::ExpectAuthRequest(s) => ("CONNECTING", Some(&s.keyed), None, &[]),
+            State::ExpectSaInitResponse(_) => ("CONNECTING (IKE_SA_INIT sent)", None, None, &[]),
+            State::ExpectAuthResponse(s) => {
+                ("CONNECTING (IKE_AUTH sent)", Some(&s.keyed), None, &[])
+            }
+            State::ExpectAuthRequest(s) => (
+                "CONNECTING (waiting for IKE_AUTH)",
+                Some(&s.keyed),
+                None,
+                &[],
+            ),
             State::Established(s) => (
-                "READY",
+                "READY (Negotiation done)",
                 Some(&s.keyed),
                 Some(&s.remote_identity),
                 &s.children,
             ),
             State::Deleting(s) => (
-                "DELETING",
+                "DELETING (DELETE sent)",
                 Some(&s.keyed),
                 Some(&s.remote_identity),
                 &s.children,
             ),
             State::Closed => return None,
         };
+        // The status word is the description's first word.
+        let state = state_description
+            .split_once(' ')
+            .map_or(state_description, |(word, _)| word);
         let algorithms = keyed.map(|k| k.algs);
         Some(SessionInfo {
             id: self.id,
@@ -2128,6 +2250,7 @@ impl IkeSa {
             remote: self.remote,
             role: self.role,
             state,
+            state_description,
             algorithms,
             encr_name: algorithms.map_or("-", |a| a.encr.name()),
             prf_name: algorithms.map_or("-", |a| a.prf.name()),
@@ -2159,12 +2282,33 @@ impl IkeSa {
 
     /// The IKE SA keys, for tests comparing both ends.
     pub(crate) fn ike_keys(&self) -> Option<&IkeKeys> {
+        self.keyed().map(|k| &k.keys)
+    }
+
+    /// The keys and algorithms, from IKE_SA_INIT's end to the SA's.
+    fn keyed(&self) -> Option<&Keyed> {
         match &self.state {
-            State::ExpectAuthResponse(s) => Some(&s.keyed.keys),
-            State::ExpectAuthRequest(s) => Some(&s.keyed.keys),
-            State::Established(s) | State::Deleting(s) => Some(&s.keyed.keys),
+            State::ExpectAuthResponse(s) => Some(&s.keyed),
+            State::ExpectAuthRequest(s) => Some(&s.keyed),
+            State::Established(s) | State::Deleting(s) => Some(&s.keyed),
             _ => None,
         }
+    }
+
+    /// What Wireshark needs to decrypt this SA's messages (see
+    /// [`crate::Endpoint::export_ike_keys`]).
+    pub(crate) fn key_export(&self) -> Option<IkeKeyExport> {
+        let k = self.keyed()?;
+        Some(IkeKeyExport {
+            spi_i: self.spi_i,
+            spi_r: self.spi_r,
+            encr: k.algs.encr,
+            integ: k.algs.integ,
+            sk_ei: k.keys.sk_ei.clone(),
+            sk_er: k.keys.sk_er.clone(),
+            sk_ai: k.keys.sk_ai.clone(),
+            sk_ar: k.keys.sk_ar.clone(),
+        })
     }
 }
 

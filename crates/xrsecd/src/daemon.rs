@@ -88,6 +88,8 @@ pub(crate) async fn run(args: Args, config: Config) -> Result<(), String> {
 
     let (tx, mut rx) = mpsc::unbounded_channel::<Input>();
 
+    let control = crate::control::listen(&args.control, tx.clone())
+        .map_err(|e| format!("control socket {}: {e}", args.control.display()))?;
     // Sockets first: a daemon that cannot listen should say so before it
     // creates any interface.
     let mut dataplanes = HashMap::new();
@@ -119,10 +121,7 @@ pub(crate) async fn run(args: Args, config: Config) -> Result<(), String> {
                 format!("cannot start the ESP dataplane on {local}: {e} (xrsecd needs root, or CAP_NET_ADMIN and CAP_NET_RAW)")
             }
         })?;
-        info!(
-            "listening for IKE on {local}:500 and {local}:4500; ESP on {local} ({})",
-            dp.features()
-        );
+        info!("listening for IKE on {local}:500 and {local}:4500, for ESP on {local}");
         spawn_dataplane_readers(&dp, *local, tx.clone());
         dataplanes.insert(*local, dp);
     }
@@ -144,8 +143,6 @@ pub(crate) async fn run(args: Args, config: Config) -> Result<(), String> {
         info!("dataplane on {local}: kernel offloads {}", dp.features());
     }
 
-    let control = crate::control::listen(&d.args.control, tx.clone())
-        .map_err(|e| format!("control socket {}: {e}", d.args.control.display()))?;
     info!(
         "xrsecd {} started with {} ({} tunnel{}); control socket {}",
         env!("CARGO_PKG_VERSION"),
@@ -508,7 +505,12 @@ impl Daemon {
                         .any(|s| s.tunnel == tunnel && s.id != id);
                     if !has_sa && self.tunnels[i].children.is_empty() {
                         let t = &mut self.tunnels[i];
-                        if deliberate || matches!(reason, DownReason::LocalDelete) {
+                        if deliberate
+                            || matches!(
+                                reason,
+                                DownReason::LocalDelete | DownReason::Duplicate { .. }
+                            )
+                        {
                             t.retry_at = Some(now);
                         } else {
                             t.failed(now, format!("IKE SA went down: {reason}"));
@@ -707,17 +709,14 @@ impl Daemon {
         let Some(keys) = self.keys.as_mut() else {
             return;
         };
-        let Some(s) = self.endpoint.sessions().into_iter().find(|s| s.id == id) else {
-            return;
-        };
-        let (Some(alg), Some(k)) = (s.algorithms, self.endpoint.ike_keys_for_tests(id)) else {
+        let Some(k) = self.endpoint.export_ike_keys(id) else {
             return;
         };
         let line = IkeKeyLine {
-            spi_i: s.spi_i,
-            spi_r: s.spi_r,
-            encr: alg.encr,
-            integ: alg.integ,
+            spi_i: k.spi_i,
+            spi_r: k.spi_r,
+            encr: k.encr,
+            integ: k.integ,
             sk_ei: k.sk_ei.as_bytes(),
             sk_er: k.sk_er.as_bytes(),
             sk_ai: k.sk_ai.as_bytes(),

@@ -109,15 +109,6 @@ fn identity(id: &Identity) -> String {
     }
 }
 
-fn description(s: &SessionInfo) -> String {
-    match s.state {
-        "READY" => "READY (Negotiation done)".into(),
-        "CONNECTING" => "CONNECTING (Negotiation in progress)".into(),
-        "DELETING" => "DELETING (DELETE sent)".into(),
-        other => other.into(),
-    }
-}
-
 fn ike_sa(s: &SessionInfo, now: Instant) -> IkeSa {
     let (local_spi, remote_spi) = match s.role {
         xrsec_crypto::Role::Initiator => (s.spi_i, s.spi_r),
@@ -129,7 +120,7 @@ fn ike_sa(s: &SessionInfo, now: Instant) -> IkeSa {
         local: s.local,
         remote: s.remote,
         state: s.state.into(),
-        state_description: description(s),
+        state_description: s.state_description.into(),
         role: match s.role {
             xrsec_crypto::Role::Initiator => "Initiator",
             _ => "Responder",
