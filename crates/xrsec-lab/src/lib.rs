@@ -24,6 +24,7 @@ mod process;
 mod strongswan;
 mod topology;
 mod tshark;
+mod xrsecd;
 
 pub use packages::{ensure_packages, missing_packages, LAB_PACKAGES};
 pub use process::{
@@ -40,6 +41,7 @@ pub use topology::{
     HOST_UPLINK, ROUTER_A_SIDE, ROUTER_B_SIDE,
 };
 pub use tshark::{Capture, EspEncr, EspInteg, EspSaKey, IkeEncr, IkeInteg, IkeSaKey, Tshark};
+pub use xrsecd::{find_binary, router_config, XrSuite, Xrsecd, LAB_PSK};
 
 use std::fmt;
 

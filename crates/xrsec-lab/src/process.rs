@@ -134,8 +134,12 @@ pub(crate) fn tail_of(text: &str, lines: usize) -> String {
 pub enum Signal {
     /// SIGINT: how tshark is told to flush its capture and exit.
     Interrupt,
-    /// SIGTERM: orderly shutdown (charon, iperf3).
+    /// SIGTERM: orderly shutdown (charon, iperf3, xrsecd).
     Terminate,
+    /// SIGHUP: xrsecd reloads its configuration.
+    Hangup,
+    /// SIGKILL: a crash, as far as the peer can tell.
+    Kill,
 }
 
 impl Signal {
@@ -143,6 +147,8 @@ impl Signal {
         match self {
             Signal::Interrupt => "INT",
             Signal::Terminate => "TERM",
+            Signal::Hangup => "HUP",
+            Signal::Kill => "KILL",
         }
     }
 }

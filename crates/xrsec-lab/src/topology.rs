@@ -54,7 +54,7 @@ pub enum Node {
 }
 
 impl Node {
-    fn role(self) -> &'static str {
+    pub(crate) fn role(self) -> &'static str {
         match self {
             Node::A => "a",
             Node::B => "b",
