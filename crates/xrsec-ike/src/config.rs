@@ -304,6 +304,12 @@ pub enum ConfigError {
     IncompleteProposal,
     /// The transform-set lists no usable transform.
     NoEspTransform,
+    /// A tunnel with this id is already configured
+    /// ([`crate::Endpoint::add_tunnel`]).
+    DuplicateTunnel {
+        /// The id in use.
+        id: TunnelId,
+    },
 }
 
 impl fmt::Display for ConfigError {
@@ -325,6 +331,7 @@ impl fmt::Display for ConfigError {
                 "an ikev2 proposal lacks encryption, prf, dh-group, or integrity for a CBC cipher",
             ),
             Self::NoEspTransform => f.write_str("the transform-set lists no transform"),
+            Self::DuplicateTunnel { id } => write!(f, "{id} is already configured"),
         }
     }
 }

@@ -15,6 +15,14 @@
 //! most `max_half_open` exist); our IKE SPIs and inbound ESP SPIs are random,
 //! non-zero and unique among ours.
 //!
+//! Tunnels come and go at run time (a configuration reload):
+//! [`Endpoint::add_tunnel`], [`Endpoint::replace_tunnel`],
+//! [`Endpoint::remove_tunnel`]. An IKE SA names its tunnel by [`TunnelId`],
+//! never by position, so the SAs of tunnels left alone run on unaware. A
+//! replaced or removed tunnel's SAs are deleted before its settings change
+//! or go, so that no SA outlives the settings it was negotiated under; one
+//! still awaiting the answer to its DELETE needs no settings to finish.
+//!
 //! Both ends initiating a tunnel at once: both negotiations run to the end,
 //! and of two established IKE SAs of a tunnel, one ours and one the peer's,
 //! the one whose initiator has the lower IPv4 address is kept and the other
@@ -42,10 +50,10 @@ use std::time::{Duration, Instant};
 use rand_core::CryptoRngCore;
 use xrsec_crypto::{prf, IkeKeys, PrfId, Role};
 
-use crate::config::{TunnelConfig, TunnelId};
+use crate::config::{ConfigError, TunnelConfig, TunnelId};
 use crate::event::{DownReason, Event, FailureReason, IkeKeyExport, IkeSaId, SaKind, SessionInfo};
 use crate::proposal::{self, IkeChoice};
-use crate::sa::{notify_payload, Ctx, IkeSa, Request, SaInitRequest};
+use crate::sa::{find_tunnel, notify_payload, Ctx, IkeSa, Request, SaInitRequest};
 use crate::wire::{notify, summarize, ExchangeType, Flags, Header, Message, Payload, WireError};
 
 /// Tunables; the defaults are RFC 7296's suggestions and IOS-XR's habits.
@@ -221,6 +229,101 @@ impl<R: CryptoRngCore> Endpoint<R> {
         &self.tunnels
     }
 
+    /// Tunnel `id`'s configuration, if it is configured.
+    pub fn tunnel(&self, id: TunnelId) -> Option<&TunnelConfig> {
+        find_tunnel(&self.tunnels, id)
+    }
+
+    /// Adds a tunnel at run time (a configuration reload). Nothing is
+    /// negotiated yet: call [`Endpoint::initiate`] for it as for the
+    /// tunnels given to [`Endpoint::new`]; from now on the peer's requests
+    /// may be matched to it too.
+    ///
+    /// Refused, changing nothing, when `config` fails
+    /// [`TunnelConfig::validate`] or its id is already configured
+    /// ([`ConfigError::DuplicateTunnel`]: new settings for a tunnel go
+    /// through [`Endpoint::replace_tunnel`]).
+    pub fn add_tunnel(&mut self, config: TunnelConfig) -> Result<(), ConfigError> {
+        config.validate()?;
+        if self.tunnel(config.id).is_some() {
+            return Err(ConfigError::DuplicateTunnel { id: config.id });
+        }
+        self.out.log(None, format!("{} added", config.id));
+        self.tunnels.push(config);
+        Ok(())
+    }
+
+    /// Gives tunnel `config.id` new settings (keys, proposals, addresses,
+    /// identities...). Its IKE SAs, and the Child SAs in them, are deleted
+    /// first (see [`Endpoint::remove_tunnel`] for how), so that nothing
+    /// negotiated under the old settings outlives them; every negotiation
+    /// after the call, ours or the peer's, uses the new ones. The tunnel is
+    /// not re-initiated here: call [`Endpoint::initiate`] (the peer, which
+    /// gets the DELETE, may also initiate). Other tunnels are untouched.
+    ///
+    /// Does nothing but log a line when the tunnel is not configured (add it
+    /// with [`Endpoint::add_tunnel`]) or `config` fails
+    /// [`TunnelConfig::validate`] (the old settings then stay, SAs included).
+    pub fn replace_tunnel(&mut self, now: Instant, config: TunnelConfig) {
+        let id = config.id;
+        if self.tunnel(id).is_none() {
+            self.out.log(
+                None,
+                format!("{id} not replaced: it is not configured (add it instead)"),
+            );
+            return;
+        }
+        if let Err(e) = config.validate() {
+            self.out.log(
+                None,
+                format!("{id} not replaced, keeping its old settings: {e}"),
+            );
+            return;
+        }
+        self.out
+            .log(None, format!("{id} has new settings: deleting its IKE SAs"));
+        self.delete_tunnel_sas(now, id);
+        if let Some(slot) = self.tunnels.iter_mut().find(|t| t.id == id) {
+            *slot = config;
+        }
+    }
+
+    /// Deletes tunnel `id`'s IKE SAs and forgets the tunnel (a configuration
+    /// reload). Each IKE SA goes as with [`Endpoint::delete_ike_sa`]: an
+    /// established one reports its Child SAs' and its own down events at once
+    /// ([`DownReason::LocalDelete`]; none for an SA never reported up) and
+    /// sends an INFORMATIONAL DELETE, retransmitted until answered; one being
+    /// negotiated stops without a word, whoever started it (a half-open SA
+    /// of the peer's included); one already being deleted carries on.
+    ///
+    /// Afterwards the tunnel is unknown: [`Endpoint::initiate`] ignores it,
+    /// the peer's IKE_SA_INIT for it gets what any unconfigured peer gets,
+    /// and [`Endpoint::sessions`] no longer lists its SAs. Other tunnels'
+    /// SAs are untouched (SAs name their tunnel by id, not by position).
+    /// Unknown ids are ignored.
+    pub fn remove_tunnel(&mut self, now: Instant, id: TunnelId) {
+        if self.tunnel(id).is_none() {
+            return;
+        }
+        self.out
+            .log(None, format!("{id} removed: deleting its IKE SAs"));
+        self.delete_tunnel_sas(now, id);
+        self.tunnels.retain(|t| t.id != id);
+    }
+
+    /// Deletes every IKE SA of `tunnel`, as `delete_ike_sa` does each.
+    fn delete_tunnel_sas(&mut self, now: Instant, tunnel: TunnelId) {
+        let ids: Vec<IkeSaId> = self
+            .sas
+            .iter()
+            .filter(|(_, s)| s.tunnel == tunnel)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            self.request(now, id, Request::DeleteIke);
+        }
+    }
+
     fn alloc_ike_spi(&mut self) -> u64 {
         loop {
             let spi = self.rng.next_u64();
@@ -242,16 +345,13 @@ impl<R: CryptoRngCore> Endpoint<R> {
     /// and again after a failure. A negotiation the peer started does not
     /// stop ours: if both succeed, one is deleted (see the module doc).
     pub fn initiate(&mut self, now: Instant, tunnel: TunnelId) {
-        let Some(index) = self.tunnels.iter().position(|t| t.id == tunnel) else {
-            return;
-        };
-        if self.tunnel_has_sa(tunnel) {
+        if self.tunnel(tunnel).is_none() || self.tunnel_has_sa(tunnel) {
             return;
         }
         let spi = self.alloc_ike_spi();
         let id = self.alloc_id();
         let mut ctx = ctx!(self, now);
-        if let Some(sa) = IkeSa::initiate(&mut ctx, id, index, spi) {
+        if let Some(sa) = IkeSa::initiate(&mut ctx, id, tunnel, spi) {
             self.by_spi.insert(spi, id);
             self.sas.insert(id, sa);
         }
@@ -262,9 +362,9 @@ impl<R: CryptoRngCore> Endpoint<R> {
     /// [`Endpoint::initiate`] does nothing. An IKE SA being deleted does not
     /// count, nor does a half-open one the peer started.
     pub fn tunnel_has_sa(&self, tunnel: TunnelId) -> bool {
-        self.sas.values().any(|s| {
-            s.covers_tunnel() && self.tunnels.get(s.tunnel).is_some_and(|t| t.id == tunnel)
-        })
+        self.sas
+            .values()
+            .any(|s| s.tunnel == tunnel && s.covers_tunnel())
     }
 
     /// Whether another IKE SA with `id`'s peer, for its tunnel, is
@@ -534,6 +634,7 @@ impl<R: CryptoRngCore> Endpoint<R> {
             }
         }
         let t = &self.tunnels[tunnel];
+        let tunnel = t.id;
         let (reply, algorithms) = match proposal::choose_ike(sa_payload, &t.ike_proposals, ke.group)
         {
             IkeChoice::Chosen { reply, algorithms } => (reply, algorithms),
@@ -554,7 +655,6 @@ impl<R: CryptoRngCore> Endpoint<R> {
                     ours: proposal::describe_ike_config(&t.ike_proposals),
                     theirs: Some(proposal::describe_offer(sa_payload)),
                 };
-                let id = t.id;
                 self.stateless_reply(
                     local,
                     remote,
@@ -564,7 +664,7 @@ impl<R: CryptoRngCore> Endpoint<R> {
                 );
                 self.out
                     .events
-                    .push_back(Event::NegotiationFailed { tunnel: id, reason });
+                    .push_back(Event::NegotiationFailed { tunnel, reason });
                 return;
             }
         };
@@ -582,12 +682,10 @@ impl<R: CryptoRngCore> Endpoint<R> {
                 self.sas.insert(id, sa);
             }
             Err((n, reason)) => {
-                let tunnel_id = self.tunnels[tunnel].id;
                 self.stateless_reply(local, remote, h.spi_i, n, Vec::new());
-                self.out.events.push_back(Event::NegotiationFailed {
-                    tunnel: tunnel_id,
-                    reason,
-                });
+                self.out
+                    .events
+                    .push_back(Event::NegotiationFailed { tunnel, reason });
             }
         }
     }

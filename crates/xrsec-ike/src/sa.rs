@@ -26,7 +26,7 @@ use xrsec_crypto::{
 };
 
 use crate::auth::{psk_auth, verify_psk_auth, SignedOctets, SHARED_KEY_MIC};
-use crate::config::{Identity, TunnelConfig};
+use crate::config::{Identity, TunnelConfig, TunnelId};
 use crate::endpoint::{EndpointOptions, Outbox};
 use crate::event::{
     ChildInfo, ChildSa, DownReason, Event, FailureReason, IkeKeyExport, IkeSaId, IkeSaInfo, SaKind,
@@ -313,8 +313,9 @@ struct CachedResponse {
 
 pub(crate) struct IkeSa {
     pub id: IkeSaId,
-    /// Index into the endpoint's tunnels.
-    pub tunnel: usize,
+    /// The tunnel, by id rather than by position, so that adding or
+    /// removing other tunnels leaves it alone.
+    pub tunnel: TunnelId,
     pub role: Role,
     pub spi_i: u64,
     pub spi_r: u64,
@@ -526,7 +527,7 @@ pub(crate) struct SaInitRequest<'a> {
 impl IkeSa {
     fn base(
         id: IkeSaId,
-        tunnel: usize,
+        tunnel: TunnelId,
         role: Role,
         spi_i: u64,
         local: SocketAddr,
@@ -563,10 +564,10 @@ impl IkeSa {
     pub(crate) fn initiate<R: CryptoRngCore>(
         ctx: &mut Ctx<'_, R>,
         id: IkeSaId,
-        tunnel: usize,
+        tunnel: TunnelId,
         spi_i: u64,
     ) -> Option<Self> {
-        let t = ctx.tunnels.get(tunnel)?;
+        let t = find_tunnel(ctx.tunnels, tunnel)?;
         let group = t.preferred_group()?;
         let local = SocketAddr::new(IpAddr::V4(t.local), ctx.opts.ike_port);
         let remote = SocketAddr::new(IpAddr::V4(t.remote), ctx.opts.ike_port);
@@ -650,7 +651,7 @@ impl IkeSa {
     pub(crate) fn respond_sa_init<R: CryptoRngCore>(
         ctx: &mut Ctx<'_, R>,
         id: IkeSaId,
-        tunnel: usize,
+        tunnel: TunnelId,
         spi_r: u64,
         local: SocketAddr,
         remote: SocketAddr,
@@ -765,12 +766,11 @@ impl IkeSa {
         });
     }
 
-    fn tunnel<'t, R>(&self, ctx: &Ctx<'t, R>) -> &'t TunnelConfig {
-        &ctx.tunnels[self.tunnel]
-    }
-
-    fn tunnel_id<R>(&self, ctx: &Ctx<'_, R>) -> crate::config::TunnelId {
-        self.tunnel(ctx).id
+    /// The tunnel's current configuration. Every SA not yet deleting has
+    /// one: the endpoint deletes a tunnel's SAs before it forgets or
+    /// replaces the tunnel.
+    fn tunnel<'t, R>(&self, ctx: &Ctx<'t, R>) -> Option<&'t TunnelConfig> {
+        find_tunnel(ctx.tunnels, self.tunnel)
     }
 
     /// Whether the SA is over and can be forgotten.
@@ -849,8 +849,24 @@ impl IkeSa {
         State::Closed
     }
 
+    /// Ends a negotiation whose tunnel is no longer configured, without a
+    /// word: nobody is left to tell. The endpoint deletes a tunnel's SAs
+    /// before it forgets the tunnel, so this is a safety net only.
+    fn orphaned<R>(&mut self, ctx: &mut Ctx<'_, R>, state: State) -> State {
+        for spi in self.child_spis_in_state(&state) {
+            ctx.child_spis.remove(&spi);
+        }
+        ctx.log(Some(self.id), || {
+            format!(
+                "IKE SA {} dropped: {} is no longer configured",
+                self.id, self.tunnel
+            )
+        });
+        self.close(ctx.now, None)
+    }
+
     fn fail<R>(&mut self, ctx: &mut Ctx<'_, R>, reason: FailureReason) -> State {
-        let tunnel = self.tunnel_id(ctx);
+        let tunnel = self.tunnel;
         ctx.event(Event::NegotiationFailed { tunnel, reason });
         self.close(ctx.now, None)
     }
@@ -858,7 +874,7 @@ impl IkeSa {
     /// Events for an established SA going down: its Child SAs first. An SA
     /// the daemon never heard of goes without a word.
     fn down_events<R>(&mut self, ctx: &mut Ctx<'_, R>, est: &Established, reason: DownReason) {
-        let tunnel = self.tunnel_id(ctx);
+        let tunnel = self.tunnel;
         if !self.announced {
             for c in &est.children {
                 ctx.child_spis.remove(&c.spi_in);
@@ -1100,6 +1116,9 @@ impl IkeSa {
         datagram: &[u8],
         msg: &Message,
     ) -> State {
+        let Some(t) = self.tunnel(ctx) else {
+            return self.orphaned(ctx, State::ExpectSaInitResponse(Box::new(s)));
+        };
         let p = &msg.payloads;
         // RFC 7296 2.6: answer a COOKIE request by retrying with the cookie.
         if let Some(c) = notifies(p, notify::COOKIE).next() {
@@ -1117,7 +1136,7 @@ impl IkeSa {
                 .map(u16::from_be_bytes)
                 .unwrap_or(0);
             let group = xrsec_crypto::DhGroup::from_iana(requested)
-                .filter(|g| self.tunnel(ctx).offers_group(*g) && *g != s.dh.group());
+                .filter(|g| t.offers_group(*g) && *g != s.dh.group());
             match group {
                 Some(g) if !s.ke_retried => {
                     s.ke_retried = true;
@@ -1149,7 +1168,7 @@ impl IkeSa {
             self.unauthenticated_error(ctx, &mut s, reason);
             return State::ExpectSaInitResponse(Box::new(s));
         }
-        match self.complete_sa_init(ctx, &s, local, remote, datagram, msg) {
+        match self.complete_sa_init(ctx, t, &s, local, remote, datagram, msg) {
             Ok(next) => next,
             Err(reason) => {
                 self.unauthenticated_error(ctx, &mut s, reason);
@@ -1176,9 +1195,11 @@ impl IkeSa {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn complete_sa_init<R: CryptoRngCore>(
         &mut self,
         ctx: &mut Ctx<'_, R>,
+        t: &TunnelConfig,
         s: &ExpectSaInitResponse,
         local: SocketAddr,
         remote: SocketAddr,
@@ -1257,7 +1278,6 @@ impl IkeSa {
             .take()
             .map(|f| f.datagram)
             .unwrap_or_default();
-        let t = self.tunnel(ctx);
         let child_spi = ctx.alloc_child_spi();
         let idi = id_payload(&t.local_identity);
         let auth = psk_auth(
@@ -1330,7 +1350,7 @@ impl IkeSa {
             self.remote = remote;
             self.local = local;
             if announce {
-                let tunnel = self.tunnel_id(ctx);
+                let tunnel = self.tunnel;
                 ctx.event(Event::PeerAddressChanged {
                     id: self.id,
                     tunnel,
@@ -1363,9 +1383,11 @@ impl IkeSa {
             }
             Opened::Payloads(p) => p,
         };
+        let Some(t) = self.tunnel(ctx) else {
+            return self.orphaned(ctx, State::ExpectAuthResponse(s));
+        };
         self.in_flight = None;
         self.follow_peer(ctx, local, remote, false);
-        let t = self.tunnel(ctx);
         let idr = find_payload!(payloads, IdR);
         let auth = find_payload!(payloads, Auth);
         let (Some(idr), Some(auth)) = (idr, auth) else {
@@ -1437,6 +1459,7 @@ impl IkeSa {
         // RFC 7296 2.21.2: a Child SA failure leaves the IKE SA up.
         match self.accept_child(
             ctx,
+            t,
             &est.keyed,
             &s.esp_offer,
             s.child_spi,
@@ -1463,6 +1486,7 @@ impl IkeSa {
     fn accept_child<R>(
         &self,
         ctx: &mut Ctx<'_, R>,
+        t: &TunnelConfig,
         keyed: &Keyed,
         offer: &SaPayload,
         spi_in: u32,
@@ -1515,6 +1539,7 @@ impl IkeSa {
         }
         Ok(self.child_sa(
             ctx,
+            t,
             keyed,
             Role::Initiator,
             spi_in,
@@ -1533,6 +1558,7 @@ impl IkeSa {
     fn child_sa<R>(
         &self,
         ctx: &Ctx<'_, R>,
+        t: &TunnelConfig,
         keyed: &Keyed,
         role: Role,
         spi_in: u32,
@@ -1544,7 +1570,6 @@ impl IkeSa {
         local_ts: Vec<TrafficSelector>,
         remote_ts: Vec<TrafficSelector>,
     ) -> (Child, ChildSa) {
-        let t = self.tunnel(ctx);
         let keys = derive_child_keys(keyed.algs.prf, &keyed.keys.sk_d, None, ni, nr, &suite);
         // A peer that moved to 4500 without our seeing a NAT (it may force
         // NAT-T) still gets ESP in UDP.
@@ -1650,15 +1675,13 @@ impl IkeSa {
             IpAddr::V4(a) => Some(a),
             IpAddr::V6(_) => None,
         };
-        let our_ip = self.tunnel(ctx).local;
-        let candidates: Vec<usize> = ctx
+        let Some(our_ip) = self.tunnel(ctx).map(|t| t.local) else {
+            return self.orphaned(ctx, State::ExpectAuthRequest(s));
+        };
+        let candidates: Vec<&TunnelConfig> = ctx
             .tunnels
             .iter()
-            .enumerate()
-            .filter(|(_, t)| {
-                t.local == our_ip && peer_ip.is_some_and(|ip| t.peer_range.contains(ip))
-            })
-            .map(|(i, _)| i)
+            .filter(|t| t.local == our_ip && peer_ip.is_some_and(|ip| t.peer_range.contains(ip)))
             .collect();
         let Some(&first) = candidates.first() else {
             let reason = FailureReason::AuthenticationFailed {
@@ -1677,12 +1700,12 @@ impl IkeSa {
                 reason,
             );
         };
-        self.tunnel = candidates
+        let t = candidates
             .iter()
             .copied()
-            .find(|&i| ctx.tunnels[i].accepts_identity(&remote_identity))
+            .find(|t| t.accepts_identity(&remote_identity))
             .unwrap_or(first);
-        let t = self.tunnel(ctx);
+        self.tunnel = t.id;
         // RFC 7296 2.15: verify the initiator's AUTH over RealMessage1 | Nr |
         // prf(SK_pi, IDi').
         let failure = authenticate_peer(
@@ -1736,7 +1759,7 @@ impl IkeSa {
         let info = self.info(t, &s.keyed, &remote_identity);
         let mut child_up = None;
         let mut child_failure = None;
-        match self.choose_child(ctx, &s, &payloads) {
+        match self.choose_child(t, &s, &payloads) {
             Ok((reply, tsi, tsr, spi_out, suite, esn)) => {
                 let spi_in = ctx.alloc_child_spi();
                 response.push(Payload::Sa(SaPayload {
@@ -1751,6 +1774,7 @@ impl IkeSa {
                 // Our local side is their TSr, our remote side their TSi.
                 child_up = Some(self.child_sa(
                     ctx,
+                    t,
                     &s.keyed,
                     Role::Responder,
                     spi_in,
@@ -1805,9 +1829,9 @@ impl IkeSa {
     }
 
     #[allow(clippy::type_complexity)]
-    fn choose_child<R>(
+    fn choose_child(
         &self,
-        ctx: &Ctx<'_, R>,
+        t: &TunnelConfig,
         _s: &ExpectAuthRequest,
         payloads: &[Payload],
     ) -> Result<
@@ -1821,7 +1845,6 @@ impl IkeSa {
         ),
         (u16, FailureReason),
     > {
-        let t = self.tunnel(ctx);
         let sa = find_payload!(payloads, Sa);
         let tsi = find_payload!(payloads, TsI);
         let tsr = find_payload!(payloads, TsR);
@@ -1892,7 +1915,7 @@ impl IkeSa {
         ) {
             self.respond(ctx, message_id, request, sealed);
         }
-        let tunnel = self.tunnel_id(ctx);
+        let tunnel = self.tunnel;
         ctx.event(Event::NegotiationFailed { tunnel, reason });
         let linger = ctx.opts.half_open_timeout;
         self.close(ctx.now, Some(linger))
@@ -1947,7 +1970,7 @@ impl IkeSa {
                         // ones, i.e. our outbound; we answer with our inbound
                         // SPIs of the same Child SAs (RFC 7296 1.4.1).
                         Payload::Delete(d) if d.protocol == PROTO_ESP => {
-                            let tunnel = self.tunnel_id(ctx);
+                            let tunnel = self.tunnel;
                             est.children.retain(|c| {
                                 if d.spis.contains(&c.spi_out) {
                                     deleted_in.push(c.spi_in);
@@ -1990,7 +2013,7 @@ impl IkeSa {
                     };
                     self.down_events(ctx, &est, reason);
                     if peer_auth_failed && !delete_ike {
-                        let tunnel = self.tunnel_id(ctx);
+                        let tunnel = self.tunnel;
                         ctx.event(Event::NegotiationFailed {
                             tunnel,
                             reason: FailureReason::AuthenticationFailed {
@@ -2057,7 +2080,7 @@ impl IkeSa {
         };
         self.next_request_id = self.next_request_id.wrapping_add(1);
         if f.kind == InFlightKind::After(Request::Liveness) {
-            let tunnel = self.tunnel_id(ctx);
+            let tunnel = self.tunnel;
             ctx.event(Event::PeerAlive {
                 id: self.id,
                 tunnel,
@@ -2079,7 +2102,7 @@ impl IkeSa {
                         return;
                     }
                     Request::DeleteChild { spi_in } => {
-                        let tunnel = self.tunnel_id(ctx);
+                        let tunnel = self.tunnel;
                         if let Some(pos) = est.children.iter().position(|c| c.spi_in == spi_in) {
                             let c = est.children.remove(pos);
                             ctx.child_spis.remove(&c.spi_in);
@@ -2205,8 +2228,10 @@ impl IkeSa {
 
     // ---- status -------------------------------------------------------
 
+    /// The status row; none once the SA's tunnel is no longer configured
+    /// (the SA is then on its way out, and nothing describes it any more).
     pub(crate) fn session(&self, tunnels: &[TunnelConfig]) -> Option<SessionInfo> {
-        let t = tunnels.get(self.tunnel)?;
+        let t = find_tunnel(tunnels, self.tunnel)?;
         let (state_description, keyed, remote_identity, children): (
             &'static str,
             Option<&Keyed>,
@@ -2310,6 +2335,11 @@ impl IkeSa {
             sk_ar: k.keys.sk_ar.clone(),
         })
     }
+}
+
+/// A tunnel's configuration by id.
+pub(crate) fn find_tunnel(tunnels: &[TunnelConfig], id: TunnelId) -> Option<&TunnelConfig> {
+    tunnels.iter().find(|t| t.id == id)
 }
 
 /// Our address for the NAT_DETECTION_SOURCE_IP hash: the real one, or with

@@ -36,6 +36,8 @@ pub struct Nat {
 pub struct Peer {
     pub ep: Endpoint<ChaCha20Rng>,
     pub addr: Ipv4Addr,
+    /// Further addresses of this peer (tunnels with sources of their own).
+    pub aliases: Vec<Ipv4Addr>,
     pub events: Vec<Event>,
     /// Every datagram this peer sent, as it left (before the network).
     pub sent: Vec<(SocketAddr, SocketAddr, Vec<u8>)>,
@@ -51,9 +53,15 @@ impl Peer {
         Self {
             ep: Endpoint::new(tunnels, ChaCha20Rng::seed_from_u64(seed), opts),
             addr,
+            aliases: Vec::new(),
             events: Vec::new(),
             sent: Vec::new(),
         }
+    }
+
+    /// Whether datagrams to `ip` reach this peer.
+    pub fn owns(&self, ip: IpAddr) -> bool {
+        ip == IpAddr::V4(self.addr) || self.aliases.iter().any(|a| ip == IpAddr::V4(*a))
     }
 
     pub fn child_sas(&self) -> Vec<&ChildSa> {
@@ -215,11 +223,11 @@ impl Sim {
                 p.dst = SocketAddr::new(IpAddr::V4(nat.inside), p.dst.port().wrapping_sub(30000));
             }
         }
-        if p.dst.ip() == IpAddr::V4(self.a.addr) {
+        if self.a.owns(p.dst.ip()) {
             self.a
                 .ep
                 .handle_datagram(self.now, p.dst, p.src, &p.payload);
-        } else if p.dst.ip() == IpAddr::V4(self.b.addr) {
+        } else if self.b.owns(p.dst.ip()) {
             self.b
                 .ep
                 .handle_datagram(self.now, p.dst, p.src, &p.payload);
