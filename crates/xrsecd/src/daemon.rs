@@ -62,6 +62,8 @@ pub(crate) struct Daemon {
     /// IKE SAs we deleted on purpose (clear, shutdown): their going down is
     /// not a failure.
     deleting: Vec<IkeSaId>,
+    /// For the readers of sockets opened after start (reload).
+    tx: mpsc::UnboundedSender<Input>,
 }
 
 /// Runs the daemon until SIGTERM or SIGINT.
@@ -90,55 +92,34 @@ pub(crate) async fn run(args: Args, config: Config) -> Result<(), String> {
 
     let control = crate::control::listen(&args.control, tx.clone())
         .map_err(|e| format!("control socket {}: {e}", args.control.display()))?;
-    // Sockets first: a daemon that cannot listen should say so before it
-    // creates any interface.
-    let mut dataplanes = HashMap::new();
-    let mut ike_sockets = HashMap::new();
-    let locals: Vec<Ipv4Addr> = {
-        let mut v: Vec<_> = tunnels
-            .iter()
-            .filter_map(|t| t.ike.as_ref().map(|c| c.local))
-            .collect();
-        v.sort();
-        v.dedup();
-        v
-    };
-    for local in &locals {
-        let sock = UdpSocket::bind(SocketAddr::from((*local, IKE_PORT)))
-            .await
-            .map_err(|e| bind_error(*local, IKE_PORT, &e))?;
-        let sock = Arc::new(sock);
-        spawn_udp500_reader(sock.clone(), *local, tx.clone());
-        ike_sockets.insert(*local, sock);
-        let dp = Dataplane::start(DataplaneOptions {
-            local: *local,
-            ..DataplaneOptions::default()
-        })
-        .map_err(|e| {
-            if e.kind() == std::io::ErrorKind::AddrInUse {
-                bind_error(*local, xrsec_esp::NAT_T_PORT, &e)
-            } else {
-                format!("cannot start the ESP dataplane on {local}: {e} (xrsecd needs root, or CAP_NET_ADMIN and CAP_NET_RAW)")
-            }
-        })?;
-        info!("listening for IKE on {local}:500 and {local}:4500, for ESP on {local}");
-        spawn_dataplane_readers(&dp, *local, tx.clone());
-        dataplanes.insert(*local, dp);
-    }
-
     let mut d = Daemon {
         args,
         config,
         started: Instant::now(),
         endpoint,
-        dataplanes,
-        ike_sockets,
+        dataplanes: HashMap::new(),
+        ike_sockets: HashMap::new(),
         tunnels,
         next_sa_id: 1,
         keys,
         deleting: Vec::new(),
+        tx: tx.clone(),
     };
-    d.create_interfaces()?;
+    // Sockets first: a daemon that cannot listen should say so before it
+    // creates any interface.
+    let mut locals: Vec<Ipv4Addr> = d
+        .tunnels
+        .iter()
+        .filter_map(|t| t.ike.as_ref().map(|c| c.local))
+        .collect();
+    locals.sort();
+    locals.dedup();
+    for local in locals {
+        d.open_local(local)?;
+    }
+    for i in 0..d.tunnels.len() {
+        d.create_interface(i)?;
+    }
     for (local, dp) in &d.dataplanes {
         info!("dataplane on {local}: kernel offloads {}", dp.features());
     }
@@ -176,7 +157,7 @@ pub(crate) async fn run(args: Args, config: Config) -> Result<(), String> {
                 d.handle_timers(Instant::now());
             }
             _ = sighup.recv() => {
-                d.reload();
+                d.reload(Instant::now());
             }
             _ = sigterm.recv() => { info!("SIGTERM: deleting every SA and exiting"); break; }
             _ = sigint.recv() => { info!("SIGINT: deleting every SA and exiting"); break; }
@@ -267,38 +248,82 @@ fn spawn_dataplane_readers(dp: &Dataplane, local: Ipv4Addr, tx: mpsc::UnboundedS
 }
 
 impl Daemon {
-    fn create_interfaces(&mut self) -> Result<(), String> {
-        for t in &mut self.tunnels {
-            let (Some(ike), Some((address, prefix_len))) = (&t.ike, t.address) else {
-                continue;
-            };
-            let Some(dp) = self.dataplanes.get(&ike.local) else {
-                continue;
-            };
-            let id = dp
-                .add_tunnel(TunnelSpec {
-                    ifname: t.name.clone(),
-                    address,
-                    prefix_len,
-                    mtu: t.mtu,
-                    local: ike.local,
-                    remote: ike.remote,
-                })
-                .map_err(|e| format!("{}: cannot create the interface: {e}", t.name))?;
-            t.esp = Some(id);
-            t.ifindex = xrsec_esp::sys::ifindex(&t.name).unwrap_or(0);
-            for (dst, len) in &t.routes {
-                match xrsec_esp::sys::add_route(*dst, *len, &t.name) {
-                    Ok(()) => info!("{}: route {dst}/{len} via {}", t.name, t.name),
-                    Err(e) => warn!("{}: cannot add route {dst}/{len}: {e}", t.name),
-                }
-            }
-            info!(
-                "{}: created ({address}/{prefix_len}, {} -> {})",
-                t.name, ike.local, ike.remote
-            );
+    /// Opens UDP 500 and the dataplane (raw ESP, UDP 4500) on `local`.
+    fn open_local(&mut self, local: Ipv4Addr) -> Result<(), String> {
+        if self.dataplanes.contains_key(&local) {
+            return Ok(());
         }
+        let std_sock = std::net::UdpSocket::bind(SocketAddr::from((local, IKE_PORT)))
+            .and_then(|s| s.set_nonblocking(true).map(|()| s))
+            .map_err(|e| bind_error(local, IKE_PORT, &e))?;
+        let sock = UdpSocket::from_std(std_sock).map_err(|e| bind_error(local, IKE_PORT, &e))?;
+        let sock = Arc::new(sock);
+        let dp = Dataplane::start(DataplaneOptions {
+            local,
+            ..DataplaneOptions::default()
+        })
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AddrInUse {
+                bind_error(local, xrsec_esp::NAT_T_PORT, &e)
+            } else {
+                format!("cannot start the ESP dataplane on {local}: {e} (xrsecd needs root, or CAP_NET_ADMIN and CAP_NET_RAW)")
+            }
+        })?;
+        spawn_udp500_reader(sock.clone(), local, self.tx.clone());
+        spawn_dataplane_readers(&dp, local, self.tx.clone());
+        info!("listening for IKE on {local}:500 and {local}:4500, for ESP on {local}");
+        self.ike_sockets.insert(local, sock);
+        self.dataplanes.insert(local, dp);
         Ok(())
+    }
+
+    /// Creates tunnel `i`'s TUN (address, MTU, up) and its routes.
+    fn create_interface(&mut self, i: usize) -> Result<(), String> {
+        let t = &mut self.tunnels[i];
+        let (Some(ike), Some((address, prefix_len))) = (&t.ike, t.address) else {
+            return Ok(());
+        };
+        let Some(dp) = self.dataplanes.get(&ike.local) else {
+            return Ok(());
+        };
+        let id = dp
+            .add_tunnel(TunnelSpec {
+                ifname: t.name.clone(),
+                address,
+                prefix_len,
+                mtu: t.mtu,
+                local: ike.local,
+                remote: ike.remote,
+            })
+            .map_err(|e| format!("{}: cannot create the interface: {e}", t.name))?;
+        t.esp = Some(id);
+        t.ifindex = xrsec_esp::sys::ifindex(&t.name).unwrap_or(0);
+        for (dst, len) in &t.routes {
+            match xrsec_esp::sys::add_route(*dst, *len, &t.name) {
+                Ok(()) => info!("{}: route {dst}/{len} via {}", t.name, t.name),
+                Err(e) => warn!("{}: cannot add route {dst}/{len}: {e}", t.name),
+            }
+        }
+        info!(
+            "{}: created ({address}/{prefix_len}, {} -> {})",
+            t.name, ike.local, ike.remote
+        );
+        Ok(())
+    }
+
+    /// Deletes a tunnel's SAs (DELETE to the peer), its routes and its TUN.
+    fn remove_interface(&mut self, now: Instant, t: &Tunnel) {
+        if let Some(ike) = &t.ike {
+            self.endpoint.remove_tunnel(now, ike.id);
+        }
+        for (dst, len) in &t.routes {
+            let _ = xrsec_esp::sys::delete_route(*dst, *len, &t.name);
+        }
+        if let (Some(esp), Some(local)) = (t.esp, t.local) {
+            if let Some(dp) = self.dataplanes.get(&local) {
+                dp.remove_tunnel(esp);
+            }
+        }
     }
 
     fn tunnel_index(&self, id: TunnelId) -> Option<usize> {
@@ -816,10 +841,98 @@ impl Daemon {
         }
     }
 
-    fn reload(&mut self) {
-        warn!(
-            "SIGHUP: configuration reload is not supported yet; keeping the running configuration"
-        );
+    /// SIGHUP: reads the configuration again. Tunnels whose settings did
+    /// not change keep their SAs and their TUN (not a packet lost); changed
+    /// ones are torn down (DELETE to the peer) and renegotiated; removed ones
+    /// are deleted; new ones start. A configuration with errors changes
+    /// nothing.
+    fn reload(&mut self, now: Instant) {
+        let path = self.args.config.clone();
+        info!("SIGHUP: reloading {}", path.display());
+        let parsed = match xrsec_config::load_file(&path) {
+            Ok(p) => p,
+            Err(e) => {
+                error!(
+                    "reload: cannot read {}: {e}; keeping the running configuration",
+                    path.display()
+                );
+                return;
+            }
+        };
+        let Some(config) = parsed.config.clone().filter(|_| !parsed.has_errors()) else {
+            error!(
+                "reload: {} has {} error(s); keeping the running configuration:\n{}",
+                path.display(),
+                parsed.error_count(),
+                parsed.render_diagnostics().trim_end()
+            );
+            return;
+        };
+        let new = match tunnels::from_config(&config) {
+            Ok(t) => t,
+            Err(e) => {
+                error!("reload: {e}; keeping the running configuration");
+                return;
+            }
+        };
+        for local in new.iter().filter_map(|t| t.ike.as_ref().map(|c| c.local)) {
+            if let Err(e) = self.open_local(local) {
+                error!("reload: {e}; keeping the running configuration");
+                return;
+            }
+        }
+        let mut old: Vec<Tunnel> = std::mem::take(&mut self.tunnels);
+        let (mut kept, mut changed, mut added, mut removed) = (0, 0, 0, 0);
+        for o in old.iter().filter(|o| !new.iter().any(|n| n.name == o.name)) {
+            info!(
+                "{}: removed from the configuration: deleting its SAs and interface",
+                o.name
+            );
+            self.remove_interface(now, o);
+            removed += 1;
+        }
+        let mut fresh = Vec::new();
+        for n in new {
+            match old.iter().position(|o| o.name == n.name) {
+                Some(p)
+                    if old[p].fingerprint == n.fingerprint && old[p].admin_down == n.admin_down =>
+                {
+                    self.tunnels.push(old.swap_remove(p));
+                    kept += 1;
+                }
+                Some(p) => {
+                    let o = old.swap_remove(p);
+                    info!("{}: configuration changed: renegotiating", o.name);
+                    self.remove_interface(now, &o);
+                    fresh.push(self.tunnels.len());
+                    self.tunnels.push(n);
+                    changed += 1;
+                }
+                None => {
+                    info!("{}: added to the configuration", n.name);
+                    fresh.push(self.tunnels.len());
+                    self.tunnels.push(n);
+                    added += 1;
+                }
+            }
+        }
+        for i in fresh {
+            if let Some(ike) = self.tunnels[i].ike.clone() {
+                if let Err(e) = self.endpoint.add_tunnel(ike) {
+                    error!("{}: {e}", self.tunnels[i].name);
+                    continue;
+                }
+            }
+            if let Err(e) = self.create_interface(i) {
+                error!("{e}");
+                let t = &mut self.tunnels[i];
+                t.last_error = Some((e, now));
+                continue;
+            }
+            self.initiate(now, i);
+        }
+        self.config = config;
+        info!("reloaded: {kept} tunnel(s) unchanged, {changed} changed, {added} added, {removed} removed");
     }
 
     async fn shutdown(&mut self, rx: &mut mpsc::UnboundedReceiver<Input>) {
