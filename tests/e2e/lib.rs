@@ -28,3 +28,51 @@ pub fn needs_root() -> bool {
     }
     false
 }
+
+/// Waits until the two daemons agree: on each side exactly one IKE SA per
+/// session, READY, nothing negotiating, and every tunnel's inbound SPI on
+/// one side is the outbound SPI on the other. (A daemon started before its
+/// peer may first come up as responder and then replace that SA with its
+/// own once its retransmission gets through: "up" alone is not settled.)
+pub fn wait_converged(
+    a: &xrsec_lab::Xrsecd,
+    b: &xrsec_lab::Xrsecd,
+    timeout: std::time::Duration,
+) -> (xrsec_control::Status, xrsec_control::Status) {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let (sa, sb) = (a.status().unwrap(), b.status().unwrap());
+        if converged(&sa, &sb) {
+            return (sa, sb);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the two daemons did not converge in {timeout:?}:\nA: {sa:#?}\nB: {sb:#?}\nA's log:\n{}\nB's log:\n{}",
+            a.log(),
+            b.log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+fn converged(a: &xrsec_control::Status, b: &xrsec_control::Status) -> bool {
+    let single_ready = |s: &xrsec_control::Status| {
+        s.sessions
+            .iter()
+            .all(|x| x.ike_sas.len() == 1 && x.ike_sas[0].state == "READY")
+    };
+    if !single_ready(a) || !single_ready(b) {
+        return false;
+    }
+    a.tunnels.iter().all(|ta| {
+        if ta.state == xrsec_control::TunnelState::AdminDown {
+            return true;
+        }
+        let Some(x) = &ta.ipsec else { return false };
+        b.tunnels.iter().any(|tb| {
+            tb.ipsec
+                .as_ref()
+                .is_some_and(|y| y.inbound.spi == x.outbound.spi && y.outbound.spi == x.inbound.spi)
+        })
+    })
+}

@@ -1,0 +1,255 @@
+//! SIGHUP: tunnels whose configuration did not change keep their SAs and
+//! lose no packet; changed ones renegotiate; removed ones are deleted with a
+//! DELETE to the peer; added ones come up; a broken file changes nothing.
+
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+
+use xrsec_control::{Status, TunnelState};
+use xrsec_lab::{
+    router_config, Node, PingResult, Signal, Topology, TopologyConfig, XrSuite, Xrsecd, LAB_PSK,
+};
+
+/// A second tunnel between a second pair of underlay addresses, with its own
+/// policy, keyring and profiles.
+fn tunnel_ip2(local: Ipv4Addr, remote: Ipv4Addr, inner: Ipv4Addr, psk: &str) -> String {
+    format!(
+        "ikev2 policy P2\n match address local {local}\n proposal LAB\n!\n\
+         keyring K2\n peer PEER2\n  address {remote} 255.255.255.255\n  pre-shared-key {psk}\n !\n!\n\
+         ikev2 profile I2\n keyring K2\n match identity remote address {remote} 255.255.255.255\n authentication local pre-shared\n authentication remote pre-shared\n!\n\
+         ipsec profile S2\n set ikev2-profile I2\n set transform-set LAB\n!\n\
+         interface tunnel-ip2\n ipv4 address {inner} 255.255.255.252\n tunnel mode ipsec ipv4\n tunnel source {local}\n tunnel destination {remote}\n tunnel protection ipsec profile S2\n!\n"
+    )
+}
+
+fn spis(s: &Status, name: &str) -> Option<(u32, u32)> {
+    let t = s.tunnels.iter().find(|t| t.name == name)?;
+    let sa = t.ipsec.as_ref()?;
+    Some((sa.inbound.spi, sa.outbound.spi))
+}
+
+fn wait_for(d: &Xrsecd, what: &str, f: impl Fn(&Status) -> bool) -> Status {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let s = d.status().unwrap();
+        if f(&s) {
+            return s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: {s:#?}\nlog:\n{}",
+            d.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn fast_ping(topo: &Topology, dst: &str, count: u32) -> PingResult {
+    // 100 packets/s: what a reload must not interrupt.
+    let out = topo
+        .run(
+            Node::A,
+            &[
+                "ping",
+                "-q",
+                "-i",
+                "0.01",
+                "-W",
+                "1",
+                "-c",
+                &count.to_string(),
+                dst,
+            ],
+        )
+        .unwrap_or_else(|e| e.message().to_string());
+    PingResult::parse(&out).unwrap_or_else(|| panic!("no ping summary in {out}"))
+}
+
+#[test]
+fn sighup_keeps_unchanged_tunnels_and_applies_changes() {
+    if xrsec_e2e::needs_root() {
+        return;
+    }
+    let _serial = xrsec_e2e::serial();
+    let topo = Topology::new(TopologyConfig::direct()).unwrap();
+    let (a, b) = (topo.address(Node::A), topo.address(Node::B));
+    let (a2, b2): (Ipv4Addr, Ipv4Addr) =
+        ("10.99.0.11".parse().unwrap(), "10.99.0.12".parse().unwrap());
+    topo.run(
+        Node::A,
+        &[
+            "ip",
+            "addr",
+            "add",
+            "10.99.0.11/24",
+            "dev",
+            xrsec_lab::HOST_UPLINK,
+        ],
+    )
+    .unwrap();
+    topo.run(
+        Node::B,
+        &[
+            "ip",
+            "addr",
+            "add",
+            "10.99.0.12/24",
+            "dev",
+            xrsec_lab::HOST_UPLINK,
+        ],
+    )
+    .unwrap();
+    let suite = XrSuite::new("aes-gcm-128", "", "sha-256", 19, "esp-gcm-128");
+    let base_a = router_config(a, b, "192.0.2.1".parse().unwrap(), &suite);
+    let base_b = router_config(b, a, "192.0.2.2".parse().unwrap(), &suite);
+    let da = Xrsecd::start(&topo, Node::A, &base_a, &[]).unwrap();
+    let mut db = Xrsecd::start(&topo, Node::B, &base_b, &[]).unwrap();
+    let mut da = da;
+    let (s, _) = xrsec_e2e::wait_converged(&da, &db, Duration::from_secs(20));
+    let ip1 = spis(&s, "tunnel-ip1").unwrap();
+
+    // 1. Unchanged: the SAs stay and a 100 packets/s ping loses nothing.
+    let pinger = {
+        let ns = topo.ns(Node::A).to_string();
+        std::thread::spawn(move || {
+            std::process::Command::new("ip")
+                .args([
+                    "netns",
+                    "exec",
+                    &ns,
+                    "ping",
+                    "-q",
+                    "-i",
+                    "0.01",
+                    "-W",
+                    "1",
+                    "-c",
+                    "300",
+                    "192.0.2.2",
+                ])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default()
+        })
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    da.signal(Signal::Hangup).unwrap();
+    db.signal(Signal::Hangup).unwrap();
+    let out = pinger.join().unwrap();
+    let p = PingResult::parse(&out).unwrap();
+    assert_eq!(
+        (p.sent, p.received),
+        (300, 300),
+        "ping across an unchanged reload: {out}"
+    );
+    let s = da.status().unwrap();
+    assert_eq!(
+        spis(&s, "tunnel-ip1"),
+        Some(ip1),
+        "unchanged tunnel kept its SA"
+    );
+    assert!(
+        da.log()
+            .contains("reloaded: 1 tunnel(s) unchanged, 0 changed, 0 added, 0 removed"),
+        "{}",
+        da.log()
+    );
+
+    // 2. Added on both sides: tunnel-ip2 comes up, tunnel-ip1 untouched.
+    std::fs::write(
+        da.config_path(),
+        format!(
+            "{base_a}{}",
+            tunnel_ip2(a2, b2, "192.0.2.5".parse().unwrap(), LAB_PSK)
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        db.config_path(),
+        format!(
+            "{base_b}{}",
+            tunnel_ip2(b2, a2, "192.0.2.6".parse().unwrap(), LAB_PSK)
+        ),
+    )
+    .unwrap();
+    da.signal(Signal::Hangup).unwrap();
+    db.signal(Signal::Hangup).unwrap();
+    let (s, _) = xrsec_e2e::wait_converged(&da, &db, Duration::from_secs(20));
+    assert_eq!(spis(&s, "tunnel-ip1"), Some(ip1));
+    let ip2 = spis(&s, "tunnel-ip2").unwrap();
+    assert_eq!(fast_ping(&topo, "192.0.2.6", 20).received, 20);
+
+    // 3. tunnel-ip2's key changed on both: it renegotiates, tunnel-ip1 stays.
+    let new_key = "another-lab-key-7d2e9a41c0";
+    std::fs::write(
+        da.config_path(),
+        format!(
+            "{base_a}{}",
+            tunnel_ip2(a2, b2, "192.0.2.5".parse().unwrap(), new_key)
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        db.config_path(),
+        format!(
+            "{base_b}{}",
+            tunnel_ip2(b2, a2, "192.0.2.6".parse().unwrap(), new_key)
+        ),
+    )
+    .unwrap();
+    da.signal(Signal::Hangup).unwrap();
+    db.signal(Signal::Hangup).unwrap();
+    let s = wait_for(&da, "tunnel-ip2 renegotiated", |s| {
+        spis(s, "tunnel-ip2").is_some_and(|x| x != ip2)
+    });
+    assert_eq!(spis(&s, "tunnel-ip1"), Some(ip1));
+    let (s, _) = xrsec_e2e::wait_converged(&da, &db, Duration::from_secs(20));
+    assert_eq!(spis(&s, "tunnel-ip1"), Some(ip1));
+    assert_eq!(fast_ping(&topo, "192.0.2.6", 20).received, 20);
+
+    // 4. A broken file: an error in the log, nothing changes.
+    std::fs::write(
+        da.config_path(),
+        format!("{base_a}interface tunnel-ip2\n tunnel destination 10.99.0.300\n!\n"),
+    )
+    .unwrap();
+    da.signal(Signal::Hangup).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !da.log().contains("keeping the running configuration") {
+        assert!(
+            Instant::now() < deadline,
+            "no reload error in the log:\n{}",
+            da.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let s = da.status().unwrap();
+    assert_eq!(spis(&s, "tunnel-ip1"), Some(ip1));
+    assert!(spis(&s, "tunnel-ip2").is_some());
+
+    // 5. Removed on A: A's interface is gone, B hears the DELETE.
+    std::fs::write(da.config_path(), &base_a).unwrap();
+    da.signal(Signal::Hangup).unwrap();
+    wait_for(&da, "tunnel-ip2 gone", |s| {
+        !s.tunnels.iter().any(|t| t.name == "tunnel-ip2")
+    });
+    let s = wait_for(&db, "B's tunnel-ip2 down", |s| {
+        s.tunnels
+            .iter()
+            .any(|t| t.name == "tunnel-ip2" && t.state != TunnelState::Up)
+    });
+    let t2 = s.tunnels.iter().find(|t| t.name == "tunnel-ip2").unwrap();
+    assert!(
+        t2.last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("deleted by the peer")),
+        "{t2:#?}"
+    );
+    assert!(topo
+        .exec(Node::A, &["ip", "link", "show", "tunnel-ip2"])
+        .map(|o| !o.status.success())
+        .unwrap());
+    assert_eq!(spis(&da.status().unwrap(), "tunnel-ip1"), Some(ip1));
+    assert!(da.stop().unwrap());
+    assert!(db.stop().unwrap());
+}
