@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
-use tracing::{debug, warn};
+use tracing::warn;
 
 use xrsec_control::{decode_request, encode_line, Response, MAX_REQUEST_LEN};
 
@@ -89,7 +89,7 @@ async fn serve(stream: UnixStream, tx: mpsc::UnboundedSender<Input>) {
         Ok(Ok(_)) => match decode_request(&line) {
             Err(message) => Response::Error { message },
             Ok(req) => {
-                debug!("control: {req:?}");
+                tracing::trace!("control: {req:?}");
                 let (reply_tx, reply_rx) = oneshot::channel();
                 if tx.send(Input::Control(req, reply_tx)).is_err() {
                     return;
