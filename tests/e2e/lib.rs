@@ -29,8 +29,8 @@ pub fn needs_root() -> bool {
     false
 }
 
-/// Waits until the two daemons agree: on each side exactly one IKE SA per
-/// session, READY, nothing negotiating, and every tunnel's inbound SPI on
+/// Waits until the two daemons agree: on each side exactly one READY IKE SA per
+/// session, and every tunnel's inbound SPI on
 /// one side is the outbound SPI on the other. (A daemon started before its
 /// peer may first come up as responder and then replace that SA with its
 /// own once its retransmission gets through: "up" alone is not settled.)
@@ -56,10 +56,13 @@ pub fn wait_converged(
 }
 
 fn converged(a: &xrsec_control::Status, b: &xrsec_control::Status) -> bool {
+    // A negotiation of ours that lost the race may still be retrying (its
+    // IKE_AUTH dropped by a NAT, say): it shows as CONNECTING until it gives
+    // up, and replaces nothing. What must be single is the READY SA.
     let single_ready = |s: &xrsec_control::Status| {
         s.sessions
             .iter()
-            .all(|x| x.ike_sas.len() == 1 && x.ike_sas[0].state == "READY")
+            .all(|x| x.ike_sas.iter().filter(|i| i.state == "READY").count() == 1)
     };
     if !single_ready(a) || !single_ready(b) {
         return false;

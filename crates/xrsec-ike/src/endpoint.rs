@@ -25,23 +25,33 @@
 //!
 //! Both ends initiating a tunnel at once: both negotiations run to the end,
 //! and of two established IKE SAs of a tunnel, one ours and one the peer's,
-//! the one whose initiator has the lower IPv4 address is kept and the other
-//! deleted with an INFORMATIONAL DELETE. Both ends apply the rule on their
-//! own, so both may send the DELETE; a peer that does not apply it gets ours.
-//! The daemon hears of the loser only if it was reported up before the
-//! winner was established (then it goes down with [`DownReason::Duplicate`],
-//! after the winner's up events). An SA that would lose to one of ours still
-//! awaiting its IKE_AUTH response is held back until that one's fate is
-//! known, so that in the common case the daemon sees one IKE SA and one
-//! Child SA, never a second; likewise the peer's DELETE of a reported SA
-//! that loses to such an SA of ours is reported (as a duplicate) only after
-//! ours is up, so that the daemon never goes without an outbound SA.
-//! RFC 7296 has no rule for this case (2.8.1 settles rekey collisions only),
-//! hence one of our own that both ends compute alike without talking.
+//! the one with the lower initiator SPI is kept (the responder SPI breaks a
+//! tie) and the other deleted with an INFORMATIONAL DELETE. Both ends apply
+//! the rule on their own, so both may send the DELETE; a peer that does not
+//! apply it gets ours. The daemon hears of the loser only if it was reported
+//! up before the winner was established (then it goes down with
+//! [`DownReason::Duplicate`], after the winner's up events).
 //!
-//! The addresses compared are the ones each end sees; with a NAT between
-//! them the two ends may disagree and both SAs may end up deleted, after
-//! which the daemon's re-initiation brings the tunnel up again.
+//! An SA that would lose to one of ours still awaiting its IKE_AUTH response
+//! is held back while that one's answer can be expected, so that in the
+//! common case the daemon sees one IKE SA and one Child SA, never a second.
+//! That is until our request's first retransmission timeout: the peer has
+//! just shown it answers, so silence means our request or its answer was
+//! lost, or never gets through (a NAT in front of the peer drops what we
+//! send to a port it has no mapping for), and the tunnel should not stay
+//! down for the whole retransmission schedule. The held SA is then
+//! reported, and replaced as above if ours does come up. Likewise the
+//! peer's DELETE of a reported SA that loses to such an SA of ours is
+//! reported (as a duplicate) only after ours is up, so that the daemon never
+//! goes without an outbound SA; there the wait is not cut short, as a peer
+//! that deleted in favour of ours has ours established and answers it.
+//!
+//! RFC 7296 has no rule for this case (2.8.1 settles rekey collisions only),
+//! hence one of our own that both ends compute alike without talking. It
+//! compares SPIs, not addresses: a NAT rewrites addresses and ports, so
+//! each end would compare different ones and both could think their own SA
+//! the winner, but it leaves the IKE header alone. Both ends know both
+//! SPIi from the IKE_SA_INIT requests on, early enough to hold back.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -382,7 +392,8 @@ impl<R: CryptoRngCore> Endpoint<R> {
     }
 
     /// The IKE SA of ours awaiting its IKE_AUTH response that beats `id`
-    /// (reported up) by the simultaneous-initiation rule, if any.
+    /// (reported up) by the simultaneous-initiation rule, if any, however
+    /// long it has waited (see the module doc).
     fn awaited_winner(&self, id: IkeSaId) -> Option<IkeSaId> {
         let sa = self.sas.get(&id)?;
         if !self.resolve_duplicates || !sa.announced || !sa.is_established() {
@@ -395,7 +406,7 @@ impl<R: CryptoRngCore> Endpoint<R> {
                     && s.tunnel == sa.tunnel
                     && s.remote.ip() == sa.remote.ip()
                     && s.role != sa.role
-                    && s.initiator_ip() < sa.initiator_ip()
+                    && s.collision_rank() < sa.collision_rank()
             })
             .map(|(other, _)| *other)
     }
@@ -775,8 +786,9 @@ impl<R: CryptoRngCore> Endpoint<R> {
     /// Decides the fate of an established SA the daemon has not heard of:
     /// report it (deleting the duplicates it beats), delete it unreported
     /// (it is a duplicate of a better one), or hold it back while one of
-    /// ours that would beat it awaits its IKE_AUTH response. SAs in
-    /// `ignore` (stale by INITIAL_CONTACT) are no rivals.
+    /// ours that would beat it awaits its IKE_AUTH response, until that
+    /// one's first retransmission. SAs in `ignore` (stale by
+    /// INITIAL_CONTACT) are no rivals.
     fn settle(&mut self, now: Instant, id: IkeSaId, ignore: &[IkeSaId]) {
         let Some(sa) = self.sas.get(&id) else {
             self.held.remove(&id);
@@ -791,9 +803,10 @@ impl<R: CryptoRngCore> Endpoint<R> {
         // simultaneous initiation).
         let mut beaten_by = None;
         let mut wait_for = None;
+        let mut overdue = None;
         let mut beats = Vec::new();
+        let rank = sa.collision_rank();
         if self.resolve_duplicates {
-            let ours = sa.initiator_ip();
             for (other, s) in &self.sas {
                 if *other == id
                     || ignore.contains(other)
@@ -803,25 +816,31 @@ impl<R: CryptoRngCore> Endpoint<R> {
                 {
                     continue;
                 }
-                let theirs = s.initiator_ip();
+                let theirs = s.collision_rank();
                 if s.is_established() {
-                    match theirs.cmp(&ours) {
+                    match theirs.cmp(&rank) {
                         std::cmp::Ordering::Less => beaten_by = Some((*other, theirs)),
                         std::cmp::Ordering::Greater => beats.push(*other),
+                        // Identical SPIs (never in practice): both stay.
                         std::cmp::Ordering::Equal => {}
                     }
-                } else if s.is_awaiting_auth_response() && theirs < ours {
-                    wait_for = Some(*other);
+                } else if s.is_awaiting_auth_response() && theirs < rank {
+                    if s.auth_request_retransmitted() {
+                        overdue = Some(*other);
+                    } else {
+                        wait_for = Some(*other);
+                    }
                 }
             }
         }
-        if let Some((kept, initiator)) = beaten_by {
+        if let Some((kept, kept_rank)) = beaten_by {
             self.held.remove(&id);
+            let why = why_kept(kept_rank, rank);
             self.out.log(
                 Some(id),
                 format!(
                     "IKE SA {id} duplicates IKE SA {kept} (both peers initiated at once): \
-                     deleting it, keeping the one initiated by {initiator}"
+                     deleting it and keeping IKE SA {kept}, {why}"
                 ),
             );
             if let Some(sa) = self.sas.get_mut(&id) {
@@ -837,11 +856,23 @@ impl<R: CryptoRngCore> Endpoint<R> {
                     Some(id),
                     format!(
                         "IKE SA {id} is up while IKE SA {ours} (both peers initiated at once) \
-                         awaits its IKE_AUTH response: reporting it only if that one fails"
+                         awaits its IKE_AUTH response: holding it back until that one is up \
+                         (then deleting it), fails, or goes unanswered for a retransmission \
+                         timeout"
                     ),
                 );
             }
             return;
+        }
+        if let Some(ours) = overdue {
+            self.out.log(
+                Some(id),
+                format!(
+                    "IKE SA {id} is up and IKE SA {ours}, which would replace it, got no \
+                     IKE_AUTH response within a retransmission timeout: reporting IKE SA {id} \
+                     now (IKE SA {ours}, if it does come up, replaces it then)"
+                ),
+            );
         }
         self.held.remove(&id);
         if let Some(sa) = self.sas.get_mut(&id) {
@@ -849,17 +880,20 @@ impl<R: CryptoRngCore> Endpoint<R> {
             self.out.events.extend(sa.pending_up.drain(..));
         }
         for loser in beats {
+            self.held.remove(&loser);
+            let Some(s) = self.sas.get_mut(&loser) else {
+                continue;
+            };
+            let why = why_kept(rank, s.collision_rank());
             self.out.log(
                 Some(loser),
                 format!(
-                    "IKE SA {loser} duplicates IKE SA {id} (both peers initiated at once): deleting it"
+                    "IKE SA {loser} duplicates IKE SA {id} (both peers initiated at once): \
+                     deleting it and keeping IKE SA {id}, {why}"
                 ),
             );
-            if let Some(s) = self.sas.get_mut(&loser) {
-                let mut ctx = ctx!(self, now);
-                s.delete_established(&mut ctx, DownReason::Duplicate { kept: id });
-            }
-            self.held.remove(&loser);
+            let mut ctx = ctx!(self, now);
+            s.delete_established(&mut ctx, DownReason::Duplicate { kept: id });
         }
     }
 
@@ -976,5 +1010,22 @@ impl<R: CryptoRngCore> Endpoint<R> {
     #[doc(hidden)]
     pub fn ike_keys_for_tests(&self, id: IkeSaId) -> Option<&IkeKeys> {
         self.sas.get(&id)?.ike_keys()
+    }
+}
+
+/// Why the simultaneous-initiation rule keeps the SA ranked `kept` over the
+/// one ranked `lost` (see [`IkeSa::collision_rank`]), for the log.
+fn why_kept(kept: (u64, u64), lost: (u64, u64)) -> String {
+    if kept.0 == lost.0 {
+        format!(
+            "whose responder SPI {:016X} is lower than this one's {:016X} \
+             (their initiator SPIs are the same)",
+            kept.1, lost.1
+        )
+    } else {
+        format!(
+            "whose initiator SPI {:016X} is lower than this one's {:016X}",
+            kept.0, lost.0
+        )
     }
 }

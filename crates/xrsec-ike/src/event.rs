@@ -138,9 +138,9 @@ pub enum DownReason {
     /// The peer rejected our authentication after we accepted its own.
     PeerAuthenticationFailed,
     /// Both ends initiated the tunnel at once and two IKE SAs came up; this
-    /// one lost to `kept` by the rule both ends apply (keep the IKE SA whose
-    /// initiator has the lower IPv4 address). The tunnel stays up on `kept`:
-    /// nothing to re-initiate.
+    /// one lost to `kept` by the rule both ends apply (keep the IKE SA with
+    /// the lower initiator SPI, which a NAT cannot make the two ends see
+    /// differently). The tunnel stays up on `kept`: nothing to re-initiate.
     Duplicate { kept: IkeSaId },
 }
 
@@ -161,7 +161,7 @@ impl fmt::Display for DownReason {
             ),
             Self::Duplicate { kept } => write!(
                 f,
-                "duplicate of IKE SA {kept} (both peers initiated at once); kept the one initiated by the lower address"
+                "duplicate of IKE SA {kept} (both peers initiated at once); kept the one with the lower initiator SPI"
             ),
         }
     }

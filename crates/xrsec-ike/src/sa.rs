@@ -806,13 +806,21 @@ impl IkeSa {
         matches!(self.state, State::ExpectAuthResponse(_))
     }
 
-    /// Whoever sent the IKE_SA_INIT request: us as the initiator, else the
-    /// peer, as the IKE SA's addresses show it.
-    pub(crate) fn initiator_ip(&self) -> IpAddr {
-        match self.role {
-            Role::Initiator => self.local.ip(),
-            Role::Responder => self.remote.ip(),
-        }
+    /// What the simultaneous-initiation rule compares (the lower is kept):
+    /// the SPIs, which both ends see alike whatever a NAT does to addresses
+    /// and ports. SPIi first, as both ends know it from the IKE_SA_INIT
+    /// request on; SPIr only breaks a tie.
+    pub(crate) fn collision_rank(&self) -> (u64, u64) {
+        (self.spi_i, self.spi_r)
+    }
+
+    /// Ours, awaiting its IKE_AUTH response, and already retransmitted:
+    /// the first wait went unanswered, so the request or its answer was
+    /// lost, or never gets through (a NAT in front of the peer drops what
+    /// we send to a port it has no mapping for).
+    pub(crate) fn auth_request_retransmitted(&self) -> bool {
+        self.is_awaiting_auth_response()
+            && self.in_flight.as_ref().is_some_and(|f| f.transmissions > 1)
     }
 
     pub(crate) fn child_spis_in(&self) -> Vec<u32> {

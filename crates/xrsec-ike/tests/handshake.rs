@@ -323,10 +323,7 @@ fn a_nat_in_front_of_the_initiator_is_detected_by_both_and_ike_moves_to_4500() {
     b.peer_range = Ipv4Prefix::any();
     let mut sim = Sim::new(a, b, 21);
     let public = Ipv4Addr::new(203, 0, 113, 5);
-    sim.nat = Some(Nat {
-        inside: A_ADDR,
-        public,
-    });
+    sim.nat = Some(Nat::new(A_ADDR, public));
     sim.handshake();
     assert!(
         sim.a.failures().is_empty() && sim.b.failures().is_empty(),

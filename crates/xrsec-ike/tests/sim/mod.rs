@@ -5,6 +5,7 @@
 
 #![allow(dead_code)]
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -25,12 +26,36 @@ pub struct Packet {
     pub payload: Vec<u8>,
 }
 
-/// A NAT in front of peer A: A's address and ports are rewritten on the way
-/// out (port + 30000), and back on the way in.
+/// A NAT in front of peer A, as a masquerading router does it: A's
+/// datagrams leave from `public`, their source port kept if listed in
+/// `kept_ports`, else moved up by 30000. Leaving creates the mapping that
+/// lets datagrams to that public port back in; one to a public port no
+/// datagram of A's has left from is dropped (kept in [`Sim::nat_dropped`]),
+/// as a real NAT drops unsolicited inbound traffic.
 #[derive(Clone, Copy, Debug)]
 pub struct Nat {
     pub inside: Ipv4Addr,
     pub public: Ipv4Addr,
+    pub kept_ports: &'static [u16],
+}
+
+impl Nat {
+    /// A NAT that moves every port.
+    pub fn new(inside: Ipv4Addr, public: Ipv4Addr) -> Self {
+        Self {
+            inside,
+            public,
+            kept_ports: &[],
+        }
+    }
+
+    fn public_port(&self, inside_port: u16) -> u16 {
+        if self.kept_ports.contains(&inside_port) {
+            inside_port
+        } else {
+            inside_port.wrapping_add(30000)
+        }
+    }
 }
 
 pub struct Peer {
@@ -113,6 +138,10 @@ pub struct Sim {
     pub jitter: Duration,
     pub latency: Duration,
     pub nat: Option<Nat>,
+    /// The NAT's mappings so far: public port to A's port.
+    nat_mappings: HashMap<u16, u16>,
+    /// Datagrams the NAT dropped for want of a mapping.
+    pub nat_dropped: Vec<Packet>,
     /// Sees (and may change) each datagram entering the network; `false`
     /// drops it.
     pub mutate: Option<Mutator>,
@@ -155,6 +184,8 @@ impl Sim {
             jitter: Duration::ZERO,
             latency: Duration::from_millis(5),
             nat: None,
+            nat_mappings: HashMap::new(),
+            nat_dropped: Vec::new(),
             mutate: None,
         }
     }
@@ -174,7 +205,9 @@ impl Sim {
         };
         if let Some(nat) = self.nat {
             if p.src.ip() == IpAddr::V4(nat.inside) {
-                p.src = SocketAddr::new(IpAddr::V4(nat.public), p.src.port().wrapping_add(30000));
+                let public_port = nat.public_port(p.src.port());
+                self.nat_mappings.insert(public_port, p.src.port());
+                p.src = SocketAddr::new(IpAddr::V4(nat.public), public_port);
             }
         }
         if let Some(m) = self.mutate.as_mut() {
@@ -220,7 +253,11 @@ impl Sim {
     fn deliver(&mut self, mut p: Packet) {
         if let Some(nat) = self.nat {
             if p.dst.ip() == IpAddr::V4(nat.public) {
-                p.dst = SocketAddr::new(IpAddr::V4(nat.inside), p.dst.port().wrapping_sub(30000));
+                let Some(&inside_port) = self.nat_mappings.get(&p.dst.port()) else {
+                    self.nat_dropped.push(p);
+                    return;
+                };
+                p.dst = SocketAddr::new(IpAddr::V4(nat.inside), inside_port);
             }
         }
         if self.a.owns(p.dst.ip()) {

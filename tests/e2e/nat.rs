@@ -1,0 +1,67 @@
+//! Two xrsecd with a real NAT between them (nftables masquerade on a router
+//! namespace): NAT detection moves IKE to UDP 4500 and ESP into UDP 4500,
+//! and traffic flows both ways.
+
+use std::time::Duration;
+
+use xrsec_lab::{router_config, Node, Topology, TopologyConfig, XrSuite, Xrsecd};
+
+#[test]
+fn behind_a_nat_ike_and_esp_move_to_udp_4500() {
+    if xrsec_e2e::needs_root() {
+        return;
+    }
+    let _serial = xrsec_e2e::serial();
+    let topo = Topology::new(TopologyConfig::routed(true)).unwrap();
+    let (a, b) = (topo.address(Node::A), topo.address(Node::B));
+    let public_a = topo.a_as_seen_by_b();
+    assert_ne!(public_a, a);
+    let suite = XrSuite::new("aes-gcm-256", "", "sha-256", 19, "esp-gcm-256");
+    let ca = router_config(a, b, "192.0.2.1".parse().unwrap(), &suite);
+    // B knows A only by the NAT's address; A identifies itself by its own
+    // (private) address, which B's profile must accept.
+    let cb = router_config(b, public_a, "192.0.2.2".parse().unwrap(), &suite).replace(
+        &format!("match identity remote address {public_a} 255.255.255.255"),
+        "match identity remote address 10.99.0.0 255.255.0.0",
+    );
+    let da = Xrsecd::start(&topo, Node::A, &ca, &[]).unwrap();
+    let db = Xrsecd::start(&topo, Node::B, &cb, &[]).unwrap();
+    let (sa, sb) = xrsec_e2e::wait_converged(&da, &db, Duration::from_secs(30));
+
+    let ready = |s: &xrsec_control::Status| {
+        s.sessions[0]
+            .ike_sas
+            .iter()
+            .find(|i| i.state == "READY")
+            .cloned()
+            .unwrap()
+    };
+    let (ike_a, ike_b) = (&ready(&sa), &ready(&sb));
+    assert!(
+        ike_a.nat_t && ike_b.nat_t,
+        "NAT detected on both sides: {ike_a:#?} {ike_b:#?}"
+    );
+    assert_eq!(ike_a.local.port(), 4500, "IKE moved to 4500 on A");
+    assert_eq!(ike_b.local.port(), 4500, "IKE moved to 4500 on B");
+    assert_eq!(
+        ike_b.remote.ip().to_string(),
+        public_a.to_string(),
+        "B sees the NAT's address"
+    );
+    assert_eq!(ike_a.role, "Initiator", "only A can open the NAT");
+    let ipsec_a = sa.tunnels[0].ipsec.as_ref().unwrap();
+    let ipsec_b = sb.tunnels[0].ipsec.as_ref().unwrap();
+    assert!(
+        ipsec_a.udp_encap && ipsec_b.udp_encap,
+        "ESP in UDP on both sides"
+    );
+
+    for (from, to) in [(Node::A, "192.0.2.2"), (Node::B, "192.0.2.1")] {
+        let p = topo.ping(from, to.parse().unwrap(), 5).unwrap();
+        assert_eq!(p.received, 5, "ping from {from:?} to {to}: {p:?}");
+    }
+    let text = da
+        .xrsec(&["show", "ipsec", "sa", "interface", "tunnel-ip1"])
+        .unwrap();
+    assert!(text.contains("ESP-in-UDP"), "{text}");
+}
