@@ -946,7 +946,7 @@ impl Daemon {
         // Wait a little for the peers' answers so that they know we are
         // gone; do not hang on a peer that is gone too.
         let until = tokio::time::Instant::now() + SHUTDOWN_GRACE;
-        while self.endpoint.ike_sa_count() > 0 {
+        while !self.endpoint.sessions().is_empty() {
             tokio::select! {
                 Some(input) = rx.recv() => {
                     if let Input::Ike { .. } = input {
