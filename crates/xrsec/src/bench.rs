@@ -646,6 +646,10 @@ fn table(rows: &[Row], suites: &[BenchSuite]) -> String {
         "pkt/s: received bytes per second / TCP MSS (full-size segments, one ESP packet \
          each through a tunnel)\n",
     );
+    out.push_str(
+        "encapsulation: two xrsecd speak native ESP (IP protocol 50, no NAT between them); \
+         strongSwan's kernel-libipsec always uses ESP in UDP 4500 here\n",
+    );
     out
 }
 
