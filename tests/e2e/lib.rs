@@ -29,20 +29,41 @@ pub fn needs_root() -> bool {
     false
 }
 
-/// Waits until the two daemons agree: on each side exactly one READY IKE SA per
-/// session, and every tunnel's inbound SPI on
-/// one side is the outbound SPI on the other. (A daemon started before its
-/// peer may first come up as responder and then replace that SA with its
+/// Waits until the two daemons agree: on each side exactly one IKE SA per
+/// session, READY, nothing else negotiating, and every tunnel's inbound SPI
+/// on one side is the outbound SPI on the other. (A daemon started before
+/// its peer may first come up as responder and then replace that SA with its
 /// own once its retransmission gets through: "up" alone is not settled.)
 pub fn wait_converged(
     a: &xrsec_lab::Xrsecd,
     b: &xrsec_lab::Xrsecd,
     timeout: std::time::Duration,
 ) -> (xrsec_control::Status, xrsec_control::Status) {
+    wait_agreement(a, b, timeout, false)
+}
+
+/// As [`wait_converged`], but a negotiation that cannot complete may still
+/// be retrying beside the READY SA (behind a NAT, the public side's own
+/// initiation to the NAT's address is dropped until it gives up, after a
+/// minute; it replaces nothing).
+pub fn wait_converged_behind_nat(
+    a: &xrsec_lab::Xrsecd,
+    b: &xrsec_lab::Xrsecd,
+    timeout: std::time::Duration,
+) -> (xrsec_control::Status, xrsec_control::Status) {
+    wait_agreement(a, b, timeout, true)
+}
+
+fn wait_agreement(
+    a: &xrsec_lab::Xrsecd,
+    b: &xrsec_lab::Xrsecd,
+    timeout: std::time::Duration,
+    allow_negotiating: bool,
+) -> (xrsec_control::Status, xrsec_control::Status) {
     let deadline = std::time::Instant::now() + timeout;
     loop {
         let (sa, sb) = (a.status().unwrap(), b.status().unwrap());
-        if converged(&sa, &sb) {
+        if agree(&sa, &sb, allow_negotiating) {
             return (sa, sb);
         }
         assert!(
@@ -55,16 +76,14 @@ pub fn wait_converged(
     }
 }
 
-fn converged(a: &xrsec_control::Status, b: &xrsec_control::Status) -> bool {
-    // A negotiation of ours that lost the race may still be retrying (its
-    // IKE_AUTH dropped by a NAT, say): it shows as CONNECTING until it gives
-    // up, and replaces nothing. What must be single is the READY SA.
-    let single_ready = |s: &xrsec_control::Status| {
-        s.sessions
-            .iter()
-            .all(|x| x.ike_sas.iter().filter(|i| i.state == "READY").count() == 1)
+fn agree(a: &xrsec_control::Status, b: &xrsec_control::Status, allow_negotiating: bool) -> bool {
+    let settled = |s: &xrsec_control::Status| {
+        s.sessions.iter().all(|x| {
+            let ready = x.ike_sas.iter().filter(|i| i.state == "READY").count();
+            ready == 1 && (allow_negotiating || x.ike_sas.len() == 1)
+        })
     };
-    if !single_ready(a) || !single_ready(b) {
+    if !settled(a) || !settled(b) {
         return false;
     }
     a.tunnels.iter().all(|ta| {

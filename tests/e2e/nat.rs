@@ -26,7 +26,7 @@ fn behind_a_nat_ike_and_esp_move_to_udp_4500() {
     );
     let da = Xrsecd::start(&topo, Node::A, &ca, &[]).unwrap();
     let db = Xrsecd::start(&topo, Node::B, &cb, &[]).unwrap();
-    let (sa, sb) = xrsec_e2e::wait_converged(&da, &db, Duration::from_secs(30));
+    let (sa, sb) = xrsec_e2e::wait_converged_behind_nat(&da, &db, Duration::from_secs(30));
 
     let ready = |s: &xrsec_control::Status| {
         s.sessions[0]
