@@ -4,7 +4,7 @@
 //! The packet path runs on the dataplane's own threads and never waits for
 //! this task.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,7 +18,9 @@ use xrsec_config::Config;
 use xrsec_control::{Request, Response};
 use xrsec_esp::{Dataplane, DataplaneEvent, DataplaneOptions, Encap, Lifetime, SaSpec, TunnelSpec};
 use xrsec_ike::rand_core::OsRng;
-use xrsec_ike::{ChildSa, DownReason, Endpoint, EndpointOptions, Event, IkeSaId, TunnelId};
+use xrsec_ike::{
+    ChildSa, DownReason, Endpoint, EndpointOptions, Event, FailureReason, IkeSaId, TunnelId,
+};
 
 use crate::savekeys::{IkeKeyLine, KeyFiles};
 use crate::tunnels::{self, Installed, Tunnel};
@@ -28,6 +30,9 @@ use crate::Args;
 const IKE_PORT: u16 = 500;
 /// How long a shutdown waits for the peers to answer our DELETEs.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+/// How long a proposal mismatch seen as responder explains the refusals we
+/// get as initiator.
+const PROPOSAL_MEMORY: Duration = Duration::from_secs(300);
 /// Timer resolution for lifetimes and retries when nothing else is due.
 const TICK: Duration = Duration::from_secs(1);
 
@@ -64,6 +69,8 @@ pub(crate) struct Daemon {
     deleting: Vec<IkeSaId>,
     /// For the readers of sockets opened after start (reload).
     tx: mpsc::UnboundedSender<Input>,
+    /// IKE SAs whose keys `--save-keys` wrote.
+    keys_saved: HashSet<IkeSaId>,
 }
 
 /// Runs the daemon until SIGTERM or SIGINT.
@@ -104,6 +111,7 @@ pub(crate) async fn run(args: Args, config: Config) -> Result<(), String> {
         keys,
         deleting: Vec::new(),
         tx: tx.clone(),
+        keys_saved: HashSet::new(),
     };
     // Sockets first: a daemon that cannot listen should say so before it
     // creates any interface.
@@ -450,6 +458,7 @@ impl Daemon {
                 progressed = true;
                 self.handle_event(Instant::now(), ev);
             }
+            self.save_new_ike_keys();
             if !progressed {
                 break;
             }
@@ -507,7 +516,6 @@ impl Daemon {
                         ""
                     }
                 );
-                self.save_ike_keys(id);
             }
             Event::ChildSaUp(child) => self.child_up(now, child),
             Event::ChildSaDown {
@@ -536,7 +544,9 @@ impl Daemon {
                                 DownReason::LocalDelete | DownReason::Duplicate { .. }
                             )
                         {
-                            t.retry_at = Some(now);
+                            // A back-off already running (an IKE SA deleted
+                            // because its Child SA was refused) stays.
+                            t.retry_at.get_or_insert(now);
                         } else {
                             t.failed(now, format!("IKE SA went down: {reason}"));
                         }
@@ -548,11 +558,42 @@ impl Daemon {
                 if let Some(i) = self.tunnel_index(tunnel) {
                     let t = &mut self.tunnels[i];
                     if t.children.is_empty() {
-                        t.failed(now, reason.to_string());
+                        let mut text = reason.to_string();
+                        if let FailureReason::NoProposalChosen { theirs, .. } = &reason {
+                            if theirs.is_some() {
+                                t.proposal_mismatch = Some((text.clone(), now));
+                            } else if let Some((seen, at)) = &t.proposal_mismatch {
+                                // RFC 7296 3.10.1: the refusal names no
+                                // proposal; what we saw as responder does.
+                                let ago = now.saturating_duration_since(*at).as_secs();
+                                if ago <= PROPOSAL_MEMORY.as_secs() {
+                                    text = format!("{text}; as responder {ago} s ago: {seen}");
+                                }
+                            }
+                        }
+                        t.failed(now, text);
                         let wait = t
                             .retry_at
                             .map_or(0, |r| r.saturating_duration_since(now).as_secs());
                         warn!("{name}: negotiation failed: {reason}; retrying in {wait} s");
+                        // An IKE SA whose Child SA was refused (IKE_AUTH
+                        // without one) carries nothing, and while it exists
+                        // the endpoint does not initiate again: delete it,
+                        // so that the retry renegotiates everything.
+                        let idle: Vec<IkeSaId> = self
+                            .endpoint
+                            .sessions()
+                            .iter()
+                            .filter(|s| {
+                                s.tunnel == tunnel && s.state == "READY" && s.children.is_empty()
+                            })
+                            .map(|s| s.id)
+                            .collect();
+                        for id in idle {
+                            info!("{name}: deleting IKE SA {} (no Child SA); renegotiating after the back-off", id.0);
+                            self.deleting.push(id);
+                            self.endpoint.delete_ike_sa(now, id);
+                        }
                     } else {
                         warn!(
                             "{name}: negotiation failed: {reason} (the tunnel's current SA stays)"
@@ -730,26 +771,37 @@ impl Daemon {
         }
     }
 
-    fn save_ike_keys(&mut self, id: IkeSaId) {
+    /// `--save-keys`: the keys of every IKE SA as soon as IKE_SA_INIT gave
+    /// it keys, reported up or not (a duplicate deleted before it was
+    /// reported still has messages on the wire an engineer may want to read).
+    fn save_new_ike_keys(&mut self) {
         let Some(keys) = self.keys.as_mut() else {
             return;
         };
-        let Some(k) = self.endpoint.export_ike_keys(id) else {
-            return;
-        };
-        let line = IkeKeyLine {
-            spi_i: k.spi_i,
-            spi_r: k.spi_r,
-            encr: k.encr,
-            integ: k.integ,
-            sk_ei: k.sk_ei.as_bytes(),
-            sk_er: k.sk_er.as_bytes(),
-            sk_ai: k.sk_ai.as_bytes(),
-            sk_ar: k.sk_ar.as_bytes(),
-        };
-        if let Err(e) = keys.write_ike(&line) {
-            warn!("--save-keys: cannot write ikev2_decryption_table: {e}");
+        for s in self.endpoint.sessions() {
+            if self.keys_saved.contains(&s.id) {
+                continue;
+            }
+            let Some(k) = self.endpoint.export_ike_keys(s.id) else {
+                continue;
+            };
+            self.keys_saved.insert(s.id);
+            let line = IkeKeyLine {
+                spi_i: k.spi_i,
+                spi_r: k.spi_r,
+                encr: k.encr,
+                integ: k.integ,
+                sk_ei: k.sk_ei.as_bytes(),
+                sk_er: k.sk_er.as_bytes(),
+                sk_ai: k.sk_ai.as_bytes(),
+                sk_ar: k.sk_ar.as_bytes(),
+            };
+            if let Err(e) = keys.write_ike(&line) {
+                warn!("--save-keys: cannot write ikev2_decryption_table: {e}");
+            }
         }
+        let live: HashSet<IkeSaId> = self.endpoint.sessions().iter().map(|s| s.id).collect();
+        self.keys_saved.retain(|id| live.contains(id));
     }
 
     fn handle_request(&mut self, now: Instant, req: Request) -> Response {

@@ -47,6 +47,9 @@ pub(crate) struct Tunnel {
     /// Failed attempts in a row (reset when a Child SA comes up).
     pub failures: u32,
     pub last_error: Option<(String, Instant)>,
+    /// The last NO_PROPOSAL_CHOSEN seen as responder (it names both sides'
+    /// proposals; as initiator we only learn ours was refused).
+    pub proposal_mismatch: Option<(String, Instant)>,
     pub retry_at: Option<Instant>,
     /// Installed Child SAs, oldest first; the last one carries outbound
     /// traffic.
@@ -103,6 +106,7 @@ pub(crate) fn from_config(config: &Config) -> Result<Vec<Tunnel>, SetupError> {
             admin_down: itf.shutdown,
             failures: 0,
             last_error: None,
+            proposal_mismatch: None,
             retry_at: None,
             children: Vec::new(),
             fingerprint: String::new(),
