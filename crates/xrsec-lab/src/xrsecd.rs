@@ -300,6 +300,21 @@ impl Xrsecd {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
+    /// Runs `xrsec --json ARGS...` for a `show` whose JSON answer is the
+    /// daemon's whole status (`show ikev2 session [detail]`, `show ipsec sa`)
+    /// and reads it back as a [`Status`], as a script would.
+    pub fn xrsec_json_status(&self, args: &[&str]) -> Result<Status> {
+        let mut argv = vec!["--json"];
+        argv.extend_from_slice(args);
+        let text = self.xrsec(&argv)?;
+        serde_json::from_str(&text).map_err(|e| {
+            LabError::new(format!(
+                "xrsec --json {}: not a status: {e}\n{text}",
+                args.join(" ")
+            ))
+        })
+    }
+
     /// Sends a signal (SIGHUP reloads, SIGTERM stops).
     pub fn signal(&mut self, signal: Signal) -> Result<()> {
         self.child.signal(signal)
