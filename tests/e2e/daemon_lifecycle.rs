@@ -10,15 +10,11 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use xrsec_control::{Status, TunnelState};
-use xrsec_lab::{
-    find_binary, router_config, Node, Topology, TopologyConfig, XrSuite, Xrsecd, LAB_PSK,
+use xrsec_e2e::{
+    value_of, values_of, wait_for, wait_for_log, wait_for_within, Pair, PairConfig, BRING_UP,
+    INNER_B,
 };
-
-const INNER_A: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
-const INNER_B: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
-/// Generous bound for a bring-up (one lost IKE_SA_INIT, a duplicate to
-/// delete, a retry after back-off): none of these tests measures speed.
-const BRING_UP: Duration = Duration::from_secs(30);
+use xrsec_lab::{find_binary, Node, Topology, XrSuite, Xrsecd, LAB_PSK};
 
 // --- (a) configuration errors ---------------------------------------------
 
@@ -31,7 +27,11 @@ fn a_config_with_errors_is_refused_with_file_line_and_column_before_anything_is_
         return;
     }
     let _serial = xrsec_e2e::serial();
-    let topo = Topology::new(TopologyConfig::direct()).unwrap();
+    let PairConfig {
+        topo,
+        config_a: good,
+        ..
+    } = PairConfig::direct(&XrSuite::seed());
     let seed = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/seed/router1-running.txt");
     let out = refused_start(&topo, &seed);
     let file = seed.display().to_string();
@@ -46,8 +46,6 @@ fn a_config_with_errors_is_refused_with_file_line_and_column_before_anything_is_
     assert!(out.contains("has 2 errors"), "{out}");
 
     // A small file of our own with one wrong value: its line and column.
-    let (a, b) = (topo.address(Node::A), topo.address(Node::B));
-    let good = router_config(a, b, INNER_A, &XrSuite::seed());
     let broken = good.replace(" dh-group 20", " dh-group 25");
     let line = broken.lines().position(|l| l == " dh-group 25").unwrap() + 1;
     let path = topo.dir().join("broken.conf");
@@ -107,15 +105,12 @@ fn sigterm_removes_the_tunnel_tells_the_peer_and_the_peer_reconnects_after_a_res
         return;
     }
     let _serial = xrsec_e2e::serial();
-    let topo = Topology::new(TopologyConfig::direct()).unwrap();
-    let (a, b) = (topo.address(Node::A), topo.address(Node::B));
-    let suite = XrSuite::seed();
-    let ca = router_config(a, b, INNER_A, &suite);
-    let cb = router_config(b, a, INNER_B, &suite);
-    let mut da = Xrsecd::start(&topo, Node::A, &ca, &[]).unwrap();
-    let db = Xrsecd::start(&topo, Node::B, &cb, &[]).unwrap();
-    let (before, _) = wait_settled(&da, &db);
-    assert!(link_exists(&topo, Node::A, "tunnel-ip1"));
+    let setup = PairConfig::direct(&XrSuite::seed());
+    let ca = setup.config_a.clone();
+    let mut pair = setup.start(&[], &[]);
+    let (topo, da, db) = (&pair.topo, &mut pair.a, &pair.b);
+    let (before, _) = wait_settled(da, db);
+    assert!(link_exists(topo, Node::A, "tunnel-ip1"));
 
     assert!(
         da.stop().unwrap(),
@@ -123,14 +118,14 @@ fn sigterm_removes_the_tunnel_tells_the_peer_and_the_peer_reconnects_after_a_res
         da.log()
     );
     assert!(
-        !link_exists(&topo, Node::A, "tunnel-ip1"),
+        !link_exists(topo, Node::A, "tunnel-ip1"),
         "tunnel-ip1 outlived xrsecd"
     );
     assert!(!da.control().exists(), "the control socket outlived xrsecd");
     assert!(da.log().contains("SIGTERM"), "{}", da.log());
 
     // The peer heard the DELETE: its tunnel is down, and says why.
-    let reason = wait_for(&db, "B's tunnel to go down", |s| {
+    let reason = wait_for(db, "B's tunnel to go down", |s| {
         let t = s.tunnel("tunnel-ip1").unwrap();
         t.state != TunnelState::Up && t.last_error.is_some()
     });
@@ -138,7 +133,7 @@ fn sigterm_removes_the_tunnel_tells_the_peer_and_the_peer_reconnects_after_a_res
     let error = t.last_error.as_deref().unwrap();
     assert!(error.contains("deleted by the peer"), "{error}");
     let session = db.xrsec(&["show", "ikev2", "session"]).unwrap();
-    let why = values(&session, "Reason");
+    let why = values_of(&session, "Reason");
     assert!(
         why.iter().any(|r| r.contains("deleted by the peer")),
         "show ikev2 session on B:\n{session}"
@@ -151,12 +146,12 @@ fn sigterm_removes_the_tunnel_tells_the_peer_and_the_peer_reconnects_after_a_res
         )),
         "B still shows the deleted SA:\n{table}"
     );
-    wait_for_log(&db, "down: deleted by the peer");
+    wait_for_log(db, "down: deleted by the peer");
     // The peer tries again by itself (after its back-off) while A is away.
-    wait_for_log(&db, "tunnel-ip1: initiating (attempt 2)");
+    wait_for_log(db, "tunnel-ip1: initiating (attempt 2)");
 
-    let da = Xrsecd::start(&topo, Node::A, &ca, &[]).unwrap();
-    let (sa, sb) = wait_settled(&da, &db);
+    *da = Xrsecd::start(topo, Node::A, &ca, &[]).unwrap();
+    let (sa, sb) = wait_settled(da, db);
     let t = sb.tunnel("tunnel-ip1").unwrap();
     assert_eq!(t.last_error, None, "B still reports an error once up again");
     assert_eq!(t.failures, 0);
@@ -183,15 +178,9 @@ fn a_peer_that_never_answers_is_shown_as_not_answering() {
         return;
     }
     let _serial = xrsec_e2e::serial();
-    let topo = Topology::new(TopologyConfig::direct()).unwrap();
+    let PairConfig { topo, config_a, .. } = PairConfig::direct(&XrSuite::seed());
     let (a, b) = (topo.address(Node::A), topo.address(Node::B));
-    let da = Xrsecd::start(
-        &topo,
-        Node::A,
-        &router_config(a, b, INNER_A, &XrSuite::seed()),
-        &[],
-    )
-    .unwrap();
+    let da = Xrsecd::start(&topo, Node::A, &config_a, &[]).unwrap();
 
     let s = da.status().unwrap();
     assert_eq!(
@@ -200,20 +189,24 @@ fn a_peer_that_never_answers_is_shown_as_not_answering() {
     );
     let session = da.xrsec(&["show", "ikev2", "session", "detail"]).unwrap();
     assert_eq!(
-        one(&session, "Status(Description)"),
+        value_of(&session, "Status(Description)"),
         "CONNECTING (IKE_SA_INIT sent)",
         "{session}"
     );
-    assert_eq!(one(&session, "Role"), "Initiator");
-    assert_eq!(one(&session, "Remote SPI"), "0000000000000000", "{session}");
+    assert_eq!(value_of(&session, "Role"), "Initiator");
+    assert_eq!(
+        value_of(&session, "Remote SPI"),
+        "0000000000000000",
+        "{session}"
+    );
     assert!(
         session.contains(&format!("Tunnel tunnel-ip1 ({a} -> {b}): NEGOTIATING")),
         "{session}"
     );
-    assert_eq!(one(&session, "Reason"), "negotiation in progress");
+    assert_eq!(value_of(&session, "Reason"), "negotiation in progress");
     let summary = da.xrsec(&["show", "ikev2", "summary"]).unwrap();
     assert_eq!(
-        one(&summary, "Total Sa (Active/Negotiation)"),
+        value_of(&summary, "Total Sa (Active/Negotiation)"),
         "1 (0/1)",
         "{summary}"
     );
@@ -227,15 +220,9 @@ fn a_peer_that_never_answers_is_shown_as_not_answering() {
     assert_eq!(row, ["tunnel-ip1", "-", "-", "-", "NEGOTIATING"], "{table}");
 
     // The whole retransmission schedule runs out.
-    let deadline = Instant::now() + Duration::from_secs(150);
-    let s = loop {
-        let s = da.status().unwrap();
-        if s.tunnel("tunnel-ip1").unwrap().last_error.is_some() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "still no verdict:\n{}", da.log());
-        std::thread::sleep(Duration::from_millis(500));
-    };
+    let s = wait_for_within(&da, "a verdict", Duration::from_secs(150), |s| {
+        s.tunnel("tunnel-ip1").unwrap().last_error.is_some()
+    });
     let t = s.tunnel("tunnel-ip1").unwrap();
     let error = t.last_error.as_deref().unwrap();
     assert_eq!(
@@ -245,11 +232,11 @@ fn a_peer_that_never_answers_is_shown_as_not_answering() {
     assert_eq!(t.failures, 1);
     assert!(t.ipsec.is_none());
     let session = da.xrsec(&["show", "ikev2", "session"]).unwrap();
-    let reason = one(&session, "Reason");
+    let reason = value_of(&session, "Reason");
     assert!(reason.starts_with(error), "{session}");
     // ... and it tries again after its back-off.
     if t.state == TunnelState::Down {
-        let retry = one(&session, "Retry in");
+        let retry = value_of(&session, "Retry in");
         assert!(retry.ends_with("s (attempt 2)"), "{session}");
     }
     wait_for_log(&da, "tunnel-ip1: initiating (attempt 2)");
@@ -263,14 +250,13 @@ fn a_wrong_pre_shared_key_is_shown_as_an_authentication_failure_on_both_sides() 
         return;
     }
     let _serial = xrsec_e2e::serial();
-    let topo = Topology::new(TopologyConfig::direct()).unwrap();
-    let (a, b) = (topo.address(Node::A), topo.address(Node::B));
-    let suite = XrSuite::seed();
-    let ca = router_config(a, b, INNER_A, &suite);
-    let cb = router_config(b, a, INNER_B, &suite).replace(LAB_PSK, "not-the-lab-key-0123456789");
-    let da = Xrsecd::start(&topo, Node::A, &ca, &[]).unwrap();
-    let db = Xrsecd::start(&topo, Node::B, &cb, &[]).unwrap();
-    for d in [&da, &db] {
+    let mut setup = PairConfig::direct(&XrSuite::seed());
+    setup.config_b = setup
+        .config_b
+        .replace(LAB_PSK, "not-the-lab-key-0123456789");
+    let pair = setup.start(&[], &[]);
+    let (da, db) = (&pair.a, &pair.b);
+    for d in [da, db] {
         let s = wait_for(d, "an authentication failure", |s| {
             s.tunnel("tunnel-ip1")
                 .unwrap()
@@ -285,7 +271,7 @@ fn a_wrong_pre_shared_key_is_shown_as_an_authentication_failure_on_both_sides() 
         assert!(error.contains("pre-shared key"), "{error}");
         let session = d.xrsec(&["show", "ikev2", "session"]).unwrap();
         assert!(
-            values(&session, "Reason")
+            values_of(&session, "Reason")
                 .iter()
                 .any(|r| r.contains("authentication failed")),
             "{session}"
@@ -293,11 +279,11 @@ fn a_wrong_pre_shared_key_is_shown_as_an_authentication_failure_on_both_sides() 
     }
     // Each side both rejected the other's AUTH and was told its own was
     // rejected (both initiate).
-    for d in [&da, &db] {
+    for d in [da, db] {
         wait_for_log(d, "does not match our pre-shared key");
         wait_for_log(d, "rejected our AUTH");
     }
-    let p = topo.ping(Node::A, INNER_B, 1).unwrap();
+    let p = pair.topo.ping(Node::A, INNER_B, 1).unwrap();
     assert_eq!(p.received, 0);
 }
 
@@ -309,15 +295,13 @@ fn no_common_ike_proposal_shows_both_offers_on_the_responder() {
         return;
     }
     let _serial = xrsec_e2e::serial();
-    let topo = Topology::new(TopologyConfig::direct()).unwrap();
-    let (a, b) = (topo.address(Node::A), topo.address(Node::B));
     // Same ESP; IKE differs in every transform.
     let suite_a = XrSuite::seed();
     let mut suite_b = XrSuite::new("aes-gcm-128", "", "sha-512", 31, &suite_a.esp_transform);
     suite_b.pfs_group = suite_a.pfs_group;
-    let da = Xrsecd::start(&topo, Node::A, &router_config(a, b, INNER_A, &suite_a), &[]).unwrap();
-    let db = Xrsecd::start(&topo, Node::B, &router_config(b, a, INNER_B, &suite_b), &[]).unwrap();
-    for (d, mine, theirs) in [(&da, &suite_a, &suite_b), (&db, &suite_b, &suite_a)] {
+    let pair = PairConfig::direct_suites(&suite_a, &suite_b).start(&[], &[]);
+    let (da, db) = (&pair.a, &pair.b);
+    for (d, mine, theirs) in [(da, &suite_a, &suite_b), (db, &suite_b, &suite_a)] {
         // Both initiate, so each is in turn the responder (which sees both
         // offers) and the initiator (told NO_PROPOSAL_CHOSEN).
         let s = wait_for(d, "the responder's view of NO_PROPOSAL_CHOSEN", |s| {
@@ -342,24 +326,22 @@ fn no_common_esp_proposal_shows_both_offers_on_the_responder() {
         return;
     }
     let _serial = xrsec_e2e::serial();
-    let topo = Topology::new(TopologyConfig::direct()).unwrap();
-    let (a, b) = (topo.address(Node::A), topo.address(Node::B));
     let suite_a = XrSuite::seed();
     let mut suite_b = suite_a.clone();
     suite_b.esp_transform = "esp-gcm-128".into();
-    let da = Xrsecd::start(&topo, Node::A, &router_config(a, b, INNER_A, &suite_a), &[]).unwrap();
-    let db = Xrsecd::start(&topo, Node::B, &router_config(b, a, INNER_B, &suite_b), &[]).unwrap();
+    let pair = PairConfig::direct_suites(&suite_a, &suite_b).start(&[], &[]);
+    let (da, db) = (&pair.a, &pair.b);
     // The IKE SA itself is fine, the Child SA is refused in IKE_AUTH: each
     // side must go on trying after its back-off (2 s, then 4 s), not sit on
     // an IKE SA without a Child SA.
-    for d in [&da, &db] {
+    for d in [da, db] {
         wait_for(d, "the tunnel to go on retrying (a third failure)", |s| {
             s.tunnel("tunnel-ip1").unwrap().failures >= 3
         });
     }
     for (d, mine, theirs) in [
-        (&da, "AES-CBC-256", "AES-GCM"),
-        (&db, "AES-GCM", "AES-CBC-256"),
+        (da, "AES-CBC-256", "AES-GCM"),
+        (db, "AES-GCM", "AES-CBC-256"),
     ] {
         let s = wait_for(
             d,
@@ -412,16 +394,13 @@ fn clear_ikev2_sa_and_clear_ipsec_sa_renegotiate_with_new_spis() {
         return;
     }
     let _serial = xrsec_e2e::serial();
-    let topo = Topology::new(TopologyConfig::direct()).unwrap();
-    let (a, b) = (topo.address(Node::A), topo.address(Node::B));
-    let suite = XrSuite::seed();
-    let da = Xrsecd::start(&topo, Node::A, &router_config(a, b, INNER_A, &suite), &[]).unwrap();
-    let db = Xrsecd::start(&topo, Node::B, &router_config(b, a, INNER_B, &suite), &[]).unwrap();
-    let (first, _) = wait_settled(&da, &db);
+    let pair = Pair::start(&XrSuite::seed());
+    let (topo, da, db) = (&pair.topo, &pair.a, &pair.b);
+    let (first, _) = wait_settled(da, db);
 
     let said = da.xrsec(&["clear", "ikev2", "sa"]).unwrap();
     assert!(said.contains("renegotiating"), "{said}");
-    let second = wait_renegotiated(&da, &db, &first);
+    let second = wait_renegotiated(da, db, &first);
     let p = topo.ping(Node::A, INNER_B, 3).unwrap();
     assert_eq!(p.received, 3, "after clear ikev2 sa: {p:?}");
 
@@ -429,7 +408,7 @@ fn clear_ikev2_sa_and_clear_ipsec_sa_renegotiate_with_new_spis() {
         .xrsec(&["clear", "ipsec", "sa", "interface", "tunnel-ip1"])
         .unwrap();
     assert!(said.contains("tunnel-ip1"), "{said}");
-    let third = wait_renegotiated(&da, &db, &second);
+    let third = wait_renegotiated(da, db, &second);
     let p = topo.ping(Node::A, INNER_B, 3).unwrap();
     assert_eq!(p.received, 3, "after clear ipsec sa: {p:?}");
     let spi = |s: &Status| s.tunnels[0].ipsec.as_ref().unwrap().inbound.spi;
@@ -499,20 +478,18 @@ fn router_static_routes_send_inner_prefixes_through_the_tunnel() {
         return;
     }
     let _serial = xrsec_e2e::serial();
-    let topo = Topology::new(TopologyConfig::direct()).unwrap();
-    let (a, b) = (topo.address(Node::A), topo.address(Node::B));
+    let mut setup = PairConfig::direct(&XrSuite::seed());
     let (lan_a, lan_b) = (Ipv4Addr::new(10, 1, 0, 1), Ipv4Addr::new(10, 2, 0, 1));
-    topo.add_loopback_addr(Node::A, lan_a).unwrap();
-    topo.add_loopback_addr(Node::B, lan_b).unwrap();
+    setup.topo.add_loopback_addr(Node::A, lan_a).unwrap();
+    setup.topo.add_loopback_addr(Node::B, lan_b).unwrap();
     let routes = |prefix: &str| {
         format!("router static\n address-family ipv4 unicast\n  {prefix} tunnel-ip1\n !\n!\n")
     };
-    let suite = XrSuite::seed();
-    let ca = router_config(a, b, INNER_A, &suite) + &routes("10.2.0.0/24");
-    let cb = router_config(b, a, INNER_B, &suite) + &routes("10.1.0.0/24");
-    let mut da = Xrsecd::start(&topo, Node::A, &ca, &[]).unwrap();
-    let db = Xrsecd::start(&topo, Node::B, &cb, &[]).unwrap();
-    wait_settled(&da, &db);
+    setup.config_a += &routes("10.2.0.0/24");
+    setup.config_b += &routes("10.1.0.0/24");
+    let mut pair = setup.start(&[], &[]);
+    let (topo, da, db) = (&pair.topo, &mut pair.a, &pair.b);
+    wait_settled(da, db);
 
     let route = topo
         .run(Node::A, &["ip", "route", "show", "10.2.0.0/24"])
@@ -551,52 +528,8 @@ fn link_exists(topo: &Topology, node: Node, name: &str) -> bool {
         .success()
 }
 
-/// Polls `d`'s status until `ok` holds (or fails after [`BRING_UP`]).
-fn wait_for(d: &Xrsecd, what: &str, ok: impl Fn(&Status) -> bool) -> Status {
-    let deadline = Instant::now() + BRING_UP;
-    loop {
-        let s = d.status().unwrap();
-        if ok(&s) {
-            return s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "waited for {what}:\n{s:#?}\nlog:\n{}",
-            d.log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn wait_for_log(d: &Xrsecd, text: &str) {
-    let deadline = Instant::now() + BRING_UP;
-    while !d.log().contains(text) {
-        assert!(
-            Instant::now() < deadline,
-            "`{text}` never logged:\n{}",
-            d.log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// Waits until each side has one READY IKE SA and the two agree on the
 /// tunnel's SPIs.
 fn wait_settled(da: &Xrsecd, db: &Xrsecd) -> (Status, Status) {
     xrsec_e2e::wait_converged(da, db, BRING_UP)
-}
-
-/// Every value of `label` in a show output's `label : value` lines.
-fn values<'a>(text: &'a str, label: &str) -> Vec<&'a str> {
-    text.lines()
-        .filter_map(|l| l.split_once(" : "))
-        .filter(|(k, _)| k.trim_end() == label)
-        .map(|(_, v)| v.trim())
-        .collect()
-}
-
-fn one<'a>(text: &'a str, label: &str) -> &'a str {
-    let v = values(text, label);
-    assert_eq!(v.len(), 1, "`{label}` should appear once in:\n{text}");
-    v[0]
 }

@@ -1,6 +1,23 @@
-//! Shared pieces of the end-to-end tests (run as root by `scripts/test`).
+//! Shared pieces of the end-to-end tests (run as root by `scripts/test`):
+//! the lock that runs them one at a time, two xrsecd started face to face
+//! ([`Pair`]), waiting on a daemon's status or log, and reading the
+//! `label : value` lines of `xrsec show`.
 
+use std::net::Ipv4Addr;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use xrsec_control::Status;
+use xrsec_lab::{router_config, Node, Topology, TopologyConfig, XrSuite, Xrsecd};
+
+/// tunnel-ip1's address on router A and on router B (one /30).
+pub const INNER_A: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+pub const INNER_B: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
+
+/// Generous bound for a bring-up (one lost IKE_SA_INIT because the peer was
+/// not listening yet, the duplicate of a simultaneous start to delete, a
+/// retry after back-off): none of these tests measures speed.
+pub const BRING_UP: Duration = Duration::from_secs(30);
 
 /// The end-to-end tests bind UDP 500/4500 and create TUNs only inside their
 /// own namespaces, but strongSwan's and iperf3's CPU use distorts the timing
@@ -97,4 +114,122 @@ fn agree(a: &xrsec_control::Status, b: &xrsec_control::Status, allow_negotiating
                 .is_some_and(|y| y.inbound.spi == x.outbound.spi && y.outbound.spi == x.inbound.spi)
         })
     })
+}
+
+/// Router A's and router B's configurations on their topology, before any
+/// daemon runs: a test edits either first (a wrong key, extra routes), adds
+/// addresses to the topology, or starts the daemons its own way.
+pub struct PairConfig {
+    pub topo: Topology,
+    pub config_a: String,
+    pub config_b: String,
+}
+
+impl PairConfig {
+    /// Both routers on `suite` across a direct link.
+    pub fn direct(suite: &XrSuite) -> PairConfig {
+        PairConfig::direct_suites(suite, suite)
+    }
+
+    /// Across a direct link, tunnel-ip1 on [`INNER_A`] with `suite_a` and
+    /// on [`INNER_B`] with `suite_b`.
+    pub fn direct_suites(suite_a: &XrSuite, suite_b: &XrSuite) -> PairConfig {
+        let topo = Topology::new(TopologyConfig::direct()).unwrap();
+        let (a, b) = (topo.address(Node::A), topo.address(Node::B));
+        PairConfig {
+            config_a: router_config(a, b, INNER_A, suite_a),
+            config_b: router_config(b, a, INNER_B, suite_b),
+            topo,
+        }
+    }
+
+    /// Starts A with `args_a` (e.g. `--save-keys DIR`), then B with `args_b`.
+    pub fn start(self, args_a: &[&str], args_b: &[&str]) -> Pair {
+        let a = Xrsecd::start(&self.topo, Node::A, &self.config_a, args_a).unwrap();
+        let b = Xrsecd::start(&self.topo, Node::B, &self.config_b, args_b).unwrap();
+        Pair {
+            a,
+            b,
+            topo: self.topo,
+        }
+    }
+}
+
+/// Router A and router B, each running xrsecd in its namespace of `topo`.
+///
+/// The daemons are declared before the topology so that they are stopped
+/// (and send their DELETEs) before the namespaces go away.
+pub struct Pair {
+    pub a: Xrsecd,
+    pub b: Xrsecd,
+    pub topo: Topology,
+}
+
+impl Pair {
+    /// Both routers on `suite` across a direct link, A started first.
+    pub fn start(suite: &XrSuite) -> Pair {
+        PairConfig::direct(suite).start(&[], &[])
+    }
+}
+
+/// Polls `d`'s status until `ok` holds (or fails after [`BRING_UP`]).
+pub fn wait_for(d: &Xrsecd, what: &str, ok: impl Fn(&Status) -> bool) -> Status {
+    wait_for_within(d, what, BRING_UP, ok)
+}
+
+/// [`wait_for`] with another bound.
+pub fn wait_for_within(
+    d: &Xrsecd,
+    what: &str,
+    timeout: Duration,
+    ok: impl Fn(&Status) -> bool,
+) -> Status {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let s = d.status().unwrap();
+        if ok(&s) {
+            return s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "waited for {what}:\n{s:#?}\nlog:\n{}",
+            d.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Polls `d`'s log until it contains `text` (or fails after [`BRING_UP`]).
+pub fn wait_for_log(d: &Xrsecd, text: &str) {
+    wait_for_log_within(d, text, BRING_UP);
+}
+
+/// [`wait_for_log`] with another bound.
+pub fn wait_for_log_within(d: &Xrsecd, text: &str, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while !d.log().contains(text) {
+        assert!(
+            Instant::now() < deadline,
+            "`{text}` never logged:\n{}",
+            d.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Every value of `label` in a show output's `label : value` lines, in order.
+pub fn values_of<'a>(text: &'a str, label: &str) -> Vec<&'a str> {
+    text.lines()
+        .filter_map(|l| l.split_once(" : "))
+        .filter(|(k, _)| k.trim_end() == label)
+        .map(|(_, v)| v.trim())
+        .collect()
+}
+
+/// The value of `label`, which must appear once (`Session ID` appears twice
+/// in `show ikev2 session detail`).
+pub fn value_of<'a>(text: &'a str, label: &str) -> &'a str {
+    let v = values_of(text, label);
+    assert_eq!(v.len(), 1, "`{label}` should appear once in:\n{text}");
+    v[0]
 }

@@ -2,9 +2,8 @@
 //! namespace): NAT detection moves IKE to UDP 4500 and ESP into UDP 4500,
 //! and traffic flows both ways.
 
-use std::time::Duration;
-
-use xrsec_lab::{router_config, Node, Topology, TopologyConfig, XrSuite, Xrsecd};
+use xrsec_e2e::{PairConfig, BRING_UP, INNER_A, INNER_B};
+use xrsec_lab::{router_config, Node, Topology, TopologyConfig, XrSuite};
 
 #[test]
 fn behind_a_nat_ike_and_esp_move_to_udp_4500() {
@@ -17,16 +16,20 @@ fn behind_a_nat_ike_and_esp_move_to_udp_4500() {
     let public_a = topo.a_as_seen_by_b();
     assert_ne!(public_a, a);
     let suite = XrSuite::new("aes-gcm-256", "", "sha-256", 19, "esp-gcm-256");
-    let ca = router_config(a, b, "192.0.2.1".parse().unwrap(), &suite);
+    let ca = router_config(a, b, INNER_A, &suite);
     // B knows A only by the NAT's address; A identifies itself by its own
     // (private) address, which B's profile must accept.
-    let cb = router_config(b, public_a, "192.0.2.2".parse().unwrap(), &suite).replace(
+    let cb = router_config(b, public_a, INNER_B, &suite).replace(
         &format!("match identity remote address {public_a} 255.255.255.255"),
         "match identity remote address 10.99.0.0 255.255.0.0",
     );
-    let da = Xrsecd::start(&topo, Node::A, &ca, &[]).unwrap();
-    let db = Xrsecd::start(&topo, Node::B, &cb, &[]).unwrap();
-    let (sa, sb) = xrsec_e2e::wait_converged_behind_nat(&da, &db, Duration::from_secs(30));
+    let pair = PairConfig {
+        topo,
+        config_a: ca,
+        config_b: cb,
+    }
+    .start(&[], &[]);
+    let (sa, sb) = xrsec_e2e::wait_converged_behind_nat(&pair.a, &pair.b, BRING_UP);
 
     let ready = |s: &xrsec_control::Status| {
         s.sessions[0]
@@ -56,11 +59,12 @@ fn behind_a_nat_ike_and_esp_move_to_udp_4500() {
         "ESP in UDP on both sides"
     );
 
-    for (from, to) in [(Node::A, "192.0.2.2"), (Node::B, "192.0.2.1")] {
-        let p = topo.ping(from, to.parse().unwrap(), 5).unwrap();
+    for (from, to) in [(Node::A, INNER_B), (Node::B, INNER_A)] {
+        let p = pair.topo.ping(from, to, 5).unwrap();
         assert_eq!(p.received, 5, "ping from {from:?} to {to}: {p:?}");
     }
-    let text = da
+    let text = pair
+        .a
         .xrsec(&["show", "ipsec", "sa", "interface", "tunnel-ip1"])
         .unwrap();
     assert!(text.contains("ESP-in-UDP"), "{text}");

@@ -3,12 +3,14 @@
 //! DELETE to the peer; added ones come up; a broken file changes nothing.
 
 use std::net::Ipv4Addr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use xrsec_control::{Status, TunnelState};
-use xrsec_lab::{
-    router_config, Node, PingResult, Signal, Topology, TopologyConfig, XrSuite, Xrsecd, LAB_PSK,
-};
+use xrsec_e2e::{wait_for_within, PairConfig};
+use xrsec_lab::{Node, PingResult, Signal, Topology, XrSuite, Xrsecd, LAB_PSK};
+
+/// How long each step of the test may take to settle after a reload.
+const SETTLE: Duration = Duration::from_secs(20);
 
 /// A second tunnel between a second pair of underlay addresses, with its own
 /// policy, keyring and profiles.
@@ -28,40 +30,34 @@ fn spis(s: &Status, name: &str) -> Option<(u32, u32)> {
     Some((sa.inbound.spi, sa.outbound.spi))
 }
 
-fn wait_for(d: &Xrsecd, what: &str, f: impl Fn(&Status) -> bool) -> Status {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let s = d.status().unwrap();
-        if f(&s) {
-            return s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: {s:#?}\nlog:\n{}",
-            d.log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+/// Writes `config` as `d`'s configuration file and tells it to reload.
+fn reload(d: &mut Xrsecd, config: &str) {
+    std::fs::write(d.config_path(), config).unwrap();
+    d.signal(Signal::Hangup).unwrap();
+}
+
+/// What `count` pings from A to `dst` printed, whatever ping's exit status.
+fn fast_ping_output(topo: &Topology, dst: &str, count: u32) -> String {
+    // 100 packets/s: what a reload must not interrupt.
+    topo.run(
+        Node::A,
+        &[
+            "ping",
+            "-q",
+            "-i",
+            "0.01",
+            "-W",
+            "1",
+            "-c",
+            &count.to_string(),
+            dst,
+        ],
+    )
+    .unwrap_or_else(|e| e.message().to_string())
 }
 
 fn fast_ping(topo: &Topology, dst: &str, count: u32) -> PingResult {
-    // 100 packets/s: what a reload must not interrupt.
-    let out = topo
-        .run(
-            Node::A,
-            &[
-                "ping",
-                "-q",
-                "-i",
-                "0.01",
-                "-W",
-                "1",
-                "-c",
-                &count.to_string(),
-                dst,
-            ],
-        )
-        .unwrap_or_else(|e| e.message().to_string());
+    let out = fast_ping_output(topo, dst, count);
     PingResult::parse(&out).unwrap_or_else(|| panic!("no ping summary in {out}"))
 }
 
@@ -71,8 +67,9 @@ fn sighup_keeps_unchanged_tunnels_and_applies_changes() {
         return;
     }
     let _serial = xrsec_e2e::serial();
-    let topo = Topology::new(TopologyConfig::direct()).unwrap();
-    let (a, b) = (topo.address(Node::A), topo.address(Node::B));
+    let suite = XrSuite::new("aes-gcm-128", "", "sha-256", 19, "esp-gcm-128");
+    let setup = PairConfig::direct(&suite);
+    let topo = &setup.topo;
     let (a2, b2): (Ipv4Addr, Ipv4Addr) =
         ("10.99.0.11".parse().unwrap(), "10.99.0.12".parse().unwrap());
     topo.run(
@@ -99,43 +96,20 @@ fn sighup_keeps_unchanged_tunnels_and_applies_changes() {
         ],
     )
     .unwrap();
-    let suite = XrSuite::new("aes-gcm-128", "", "sha-256", 19, "esp-gcm-128");
-    let base_a = router_config(a, b, "192.0.2.1".parse().unwrap(), &suite);
-    let base_b = router_config(b, a, "192.0.2.2".parse().unwrap(), &suite);
-    let da = Xrsecd::start(&topo, Node::A, &base_a, &[]).unwrap();
-    let mut db = Xrsecd::start(&topo, Node::B, &base_b, &[]).unwrap();
-    let mut da = da;
-    let (s, _) = xrsec_e2e::wait_converged(&da, &db, Duration::from_secs(20));
+    let (base_a, base_b) = (setup.config_a.clone(), setup.config_b.clone());
+    let mut pair = setup.start(&[], &[]);
+    let (topo, da, db) = (&pair.topo, &mut pair.a, &mut pair.b);
+    let (s, _) = xrsec_e2e::wait_converged(da, db, SETTLE);
     let ip1 = spis(&s, "tunnel-ip1").unwrap();
 
     // 1. Unchanged: the SAs stay and a 100 packets/s ping loses nothing.
-    let pinger = {
-        let ns = topo.ns(Node::A).to_string();
-        std::thread::spawn(move || {
-            std::process::Command::new("ip")
-                .args([
-                    "netns",
-                    "exec",
-                    &ns,
-                    "ping",
-                    "-q",
-                    "-i",
-                    "0.01",
-                    "-W",
-                    "1",
-                    "-c",
-                    "300",
-                    "192.0.2.2",
-                ])
-                .output()
-                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-                .unwrap_or_default()
-        })
-    };
-    std::thread::sleep(Duration::from_millis(500));
-    da.signal(Signal::Hangup).unwrap();
-    db.signal(Signal::Hangup).unwrap();
-    let out = pinger.join().unwrap();
+    let out = std::thread::scope(|s| {
+        let pinger = s.spawn(|| fast_ping_output(topo, "192.0.2.2", 300));
+        std::thread::sleep(Duration::from_millis(500));
+        da.signal(Signal::Hangup).unwrap();
+        db.signal(Signal::Hangup).unwrap();
+        pinger.join().unwrap()
+    });
     let p = PingResult::parse(&out).unwrap();
     assert_eq!(
         (p.sent, p.received),
@@ -156,84 +130,51 @@ fn sighup_keeps_unchanged_tunnels_and_applies_changes() {
     );
 
     // 2. Added on both sides: tunnel-ip2 comes up, tunnel-ip1 untouched.
-    std::fs::write(
-        da.config_path(),
-        format!(
-            "{base_a}{}",
-            tunnel_ip2(a2, b2, "192.0.2.5".parse().unwrap(), LAB_PSK)
-        ),
-    )
-    .unwrap();
-    std::fs::write(
-        db.config_path(),
-        format!(
-            "{base_b}{}",
-            tunnel_ip2(b2, a2, "192.0.2.6".parse().unwrap(), LAB_PSK)
-        ),
-    )
-    .unwrap();
-    da.signal(Signal::Hangup).unwrap();
-    db.signal(Signal::Hangup).unwrap();
-    let (s, _) = xrsec_e2e::wait_converged(&da, &db, Duration::from_secs(20));
+    // 3. tunnel-ip2's key changed on both: it renegotiates, tunnel-ip1 stays.
+    let with_tunnel_ip2 = |da: &mut Xrsecd, db: &mut Xrsecd, psk: &str| {
+        let (inner_a, inner_b) = ("192.0.2.5".parse().unwrap(), "192.0.2.6".parse().unwrap());
+        let config_a = format!("{base_a}{}", tunnel_ip2(a2, b2, inner_a, psk));
+        let config_b = format!("{base_b}{}", tunnel_ip2(b2, a2, inner_b, psk));
+        std::fs::write(da.config_path(), config_a).unwrap();
+        std::fs::write(db.config_path(), config_b).unwrap();
+        da.signal(Signal::Hangup).unwrap();
+        db.signal(Signal::Hangup).unwrap();
+    };
+    with_tunnel_ip2(da, db, LAB_PSK);
+    let (s, _) = xrsec_e2e::wait_converged(da, db, SETTLE);
     assert_eq!(spis(&s, "tunnel-ip1"), Some(ip1));
     let ip2 = spis(&s, "tunnel-ip2").unwrap();
-    assert_eq!(fast_ping(&topo, "192.0.2.6", 20).received, 20);
+    assert_eq!(fast_ping(topo, "192.0.2.6", 20).received, 20);
 
-    // 3. tunnel-ip2's key changed on both: it renegotiates, tunnel-ip1 stays.
-    let new_key = "another-lab-key-7d2e9a41c0";
-    std::fs::write(
-        da.config_path(),
-        format!(
-            "{base_a}{}",
-            tunnel_ip2(a2, b2, "192.0.2.5".parse().unwrap(), new_key)
-        ),
-    )
-    .unwrap();
-    std::fs::write(
-        db.config_path(),
-        format!(
-            "{base_b}{}",
-            tunnel_ip2(b2, a2, "192.0.2.6".parse().unwrap(), new_key)
-        ),
-    )
-    .unwrap();
-    da.signal(Signal::Hangup).unwrap();
-    db.signal(Signal::Hangup).unwrap();
-    let s = wait_for(&da, "tunnel-ip2 renegotiated", |s| {
+    with_tunnel_ip2(da, db, "another-lab-key-7d2e9a41c0");
+    let s = wait_for_within(da, "tunnel-ip2 renegotiated", SETTLE, |s| {
         spis(s, "tunnel-ip2").is_some_and(|x| x != ip2)
     });
     assert_eq!(spis(&s, "tunnel-ip1"), Some(ip1));
-    let (s, _) = xrsec_e2e::wait_converged(&da, &db, Duration::from_secs(20));
+    let (s, _) = xrsec_e2e::wait_converged(da, db, SETTLE);
     assert_eq!(spis(&s, "tunnel-ip1"), Some(ip1));
-    assert_eq!(fast_ping(&topo, "192.0.2.6", 20).received, 20);
+    assert_eq!(fast_ping(topo, "192.0.2.6", 20).received, 20);
 
     // 4. A broken file: an error in the log, nothing changes.
-    std::fs::write(
-        da.config_path(),
-        format!("{base_a}interface tunnel-ip2\n tunnel destination 10.99.0.300\n!\n"),
-    )
-    .unwrap();
-    da.signal(Signal::Hangup).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !da.log().contains("keeping the running configuration") {
-        assert!(
-            Instant::now() < deadline,
-            "no reload error in the log:\n{}",
-            da.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    reload(
+        da,
+        &format!("{base_a}interface tunnel-ip2\n tunnel destination 10.99.0.300\n!\n"),
+    );
+    xrsec_e2e::wait_for_log_within(
+        da,
+        "keeping the running configuration",
+        Duration::from_secs(5),
+    );
     let s = da.status().unwrap();
     assert_eq!(spis(&s, "tunnel-ip1"), Some(ip1));
     assert!(spis(&s, "tunnel-ip2").is_some());
 
     // 5. Removed on A: A's interface is gone, B hears the DELETE.
-    std::fs::write(da.config_path(), &base_a).unwrap();
-    da.signal(Signal::Hangup).unwrap();
-    wait_for(&da, "tunnel-ip2 gone", |s| {
+    reload(da, &base_a);
+    wait_for_within(da, "tunnel-ip2 gone", SETTLE, |s| {
         !s.tunnels.iter().any(|t| t.name == "tunnel-ip2")
     });
-    let s = wait_for(&db, "B's tunnel-ip2 down", |s| {
+    let s = wait_for_within(db, "B's tunnel-ip2 down", SETTLE, |s| {
         s.tunnels
             .iter()
             .any(|t| t.name == "tunnel-ip2" && t.state != TunnelState::Up)

@@ -14,12 +14,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use xrsec_lab::{
-    router_config, Node, Topology, TopologyConfig, Tshark, XrSuite, Xrsecd, HOST_UPLINK,
-};
+use xrsec_e2e::{Pair, PairConfig, BRING_UP, INNER_A, INNER_B};
+use xrsec_lab::{Node, Topology, Tshark, XrSuite, HOST_UPLINK};
 
-const INNER_A: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
-const INNER_B: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
 /// The files `--save-keys` writes, named after Wireshark's tables.
 const IKE_TABLE: &str = "ikev2_decryption_table";
 const ESP_TABLE: &str = "esp_sa";
@@ -44,16 +41,12 @@ fn without_save_keys_no_key_file_is_written() {
         return;
     }
     let _serial = xrsec_e2e::serial();
-    let topo = Topology::new(TopologyConfig::direct()).unwrap();
-    let (a, b) = (topo.address(Node::A), topo.address(Node::B));
-    let suite = XrSuite::seed();
-    let da = Xrsecd::start(&topo, Node::A, &router_config(a, b, INNER_A, &suite), &[]).unwrap();
-    let db = Xrsecd::start(&topo, Node::B, &router_config(b, a, INNER_B, &suite), &[]).unwrap();
-    da.wait_up(Duration::from_secs(20)).unwrap();
-    db.wait_up(Duration::from_secs(20)).unwrap();
-    let p = topo.ping(Node::A, INNER_B, 3).unwrap();
+    let pair = Pair::start(&XrSuite::seed());
+    pair.a.wait_up(Duration::from_secs(20)).unwrap();
+    pair.b.wait_up(Duration::from_secs(20)).unwrap();
+    let p = pair.topo.ping(Node::A, INNER_B, 3).unwrap();
     assert_eq!(p.received, 3, "{p:?}");
-    for d in [&da, &db] {
+    for d in [&pair.a, &pair.b] {
         // The daemon's own directory (config, socket, log) and the
         // directory it was started from hold no table.
         let dir = d.config_path().parent().unwrap();
@@ -82,8 +75,8 @@ fn decrypt_capture(suite: &XrSuite) {
         return;
     }
     let _serial = xrsec_e2e::serial();
-    let topo = Topology::new(TopologyConfig::direct()).unwrap();
-    let (a, b) = (topo.address(Node::A), topo.address(Node::B));
+    let setup = PairConfig::direct(suite);
+    let topo = &setup.topo;
     // Directories that do not exist yet: the daemon makes them.
     let keys_a = topo.dir().join("keys-a");
     let keys_b = topo.dir().join("keys-b");
@@ -92,24 +85,12 @@ fn decrypt_capture(suite: &XrSuite) {
     let capture = topo.capture(Node::A, HOST_UPLINK, pcap).unwrap();
     let keys_a_s = keys_a.display().to_string();
     let keys_b_s = keys_b.display().to_string();
-    let mut da = Xrsecd::start(
-        &topo,
-        Node::A,
-        &router_config(a, b, INNER_A, suite),
-        &["--save-keys", &keys_a_s],
-    )
-    .unwrap();
-    let db = Xrsecd::start(
-        &topo,
-        Node::B,
-        &router_config(b, a, INNER_B, suite),
-        &["--save-keys", &keys_b_s],
-    )
-    .unwrap();
-    xrsec_e2e::wait_converged(&da, &db, Duration::from_secs(30));
+    let mut pair = setup.start(&["--save-keys", &keys_a_s], &["--save-keys", &keys_b_s]);
+    let (topo, da, db) = (&pair.topo, &mut pair.a, &pair.b);
+    xrsec_e2e::wait_converged(da, db, BRING_UP);
     let p = topo.ping(Node::A, INNER_B, 3).unwrap();
     assert_eq!(p.received, 3, "{p:?}");
-    short_tcp_transfer(&topo, Node::A, Node::B, INNER_B);
+    short_tcp_transfer(topo, Node::A, Node::B, INNER_B);
     let status_b = db.status().unwrap();
     // Router A's shutdown puts an INFORMATIONAL DELETE on the wire too.
     assert!(
@@ -119,7 +100,7 @@ fn decrypt_capture(suite: &XrSuite) {
     );
     let pcap = capture.stop().unwrap();
 
-    for (d, dir) in [(&da, &keys_a), (&db, &keys_b)] {
+    for (d, dir) in [(&*da, &keys_a), (db, &keys_b)] {
         assert!(
             d.log().contains(&format!(
                 "--save-keys: writing every IKE and ESP key to {}",

@@ -27,6 +27,7 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use xrsec_control::{IkeSa, Status, TunnelState};
+use xrsec_e2e::values_of;
 use xrsec_lab::{
     router_config, Charon, Node, SwanConfig, SwanSa, Topology, TopologyConfig, XrSuite, Xrsecd,
     LAB_PSK,
@@ -439,7 +440,7 @@ fn check_show_commands(lab: &Lab, initiator: Initiator, swan: &SwanSa) {
         ),
     ] {
         assert_eq!(
-            field(&detail, label),
+            values_of(&detail, label),
             [value.as_str()],
             "`{label}` in show ikev2 session detail:\n{detail}"
         );
@@ -465,19 +466,10 @@ fn check_show_commands(lab: &Lab, initiator: Initiator, swan: &SwanSa) {
     let swan_addr = lab.topo.address(lab.swan_node);
     let encap = format!("ESP-in-UDP 4500, remote {swan_addr}:4500");
     assert_eq!(
-        field(&sa, "Encapsulation"),
+        values_of(&sa, "Encapsulation"),
         [encap.as_str(), encap.as_str()],
         "both halves in UDP 4500:\n{sa}"
     );
-}
-
-/// The values of every `LABEL : VALUE` line of a show layout with this label.
-fn field<'a>(text: &'a str, label: &str) -> Vec<&'a str> {
-    text.lines()
-        .filter_map(|l| l.split_once(" : "))
-        .filter(|(k, _)| k.trim() == label)
-        .map(|(_, v)| v.trim())
-        .collect()
 }
 
 /// Pings cross both ways through the tunnel and both ends count them on the

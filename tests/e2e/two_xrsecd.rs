@@ -11,14 +11,8 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use xrsec_control::{IkeSa, Status, TunnelState};
-use xrsec_lab::{router_config, Node, Topology, TopologyConfig, XrSuite, Xrsecd};
-
-/// tunnel-ip1's address on router A and on router B (one /30).
-const INNER_A: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
-const INNER_B: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
-/// Long enough for a bring-up that lost its first IKE_SA_INIT (the peer was
-/// not listening yet) and the duplicate of a simultaneous start to go away.
-const SETTLE: Duration = Duration::from_secs(30);
+use xrsec_e2e::{value_of, values_of, Pair, PairConfig, BRING_UP, INNER_B};
+use xrsec_lab::{Node, XrSuite, Xrsecd};
 
 #[test]
 fn seed_suite_comes_up_and_carries_ping() {
@@ -26,20 +20,14 @@ fn seed_suite_comes_up_and_carries_ping() {
         return;
     }
     let _serial = xrsec_e2e::serial();
-    let topo = Topology::new(TopologyConfig::direct()).unwrap();
-    let (a, b) = (topo.address(Node::A), topo.address(Node::B));
-    let suite = XrSuite::seed();
-    let ca = router_config(a, b, "192.0.2.1".parse().unwrap(), &suite);
-    let cb = router_config(b, a, "192.0.2.2".parse().unwrap(), &suite);
-    let da = Xrsecd::start(&topo, Node::A, &ca, &[]).unwrap();
-    let db = Xrsecd::start(&topo, Node::B, &cb, &[]).unwrap();
-    let sa = da.wait_up(Duration::from_secs(15)).unwrap();
-    let sb = db.wait_up(Duration::from_secs(15)).unwrap();
+    let pair = Pair::start(&XrSuite::seed());
+    let sa = pair.a.wait_up(Duration::from_secs(15)).unwrap();
+    let sb = pair.b.wait_up(Duration::from_secs(15)).unwrap();
     let ia = sa.tunnels[0].ipsec.as_ref().unwrap();
     let ib = sb.tunnels[0].ipsec.as_ref().unwrap();
     assert_eq!(ia.inbound.spi, ib.outbound.spi);
     assert_eq!(ia.outbound.spi, ib.inbound.spi);
-    let p = topo.ping(Node::A, "192.0.2.2".parse().unwrap(), 3).unwrap();
+    let p = pair.topo.ping(Node::A, INNER_B, 3).unwrap();
     assert_eq!(p.received, 3, "{p:?}");
 }
 
@@ -256,30 +244,32 @@ fn a_simultaneous_start_ends_with_one_ike_sa_per_side() {
         return;
     }
     let _serial = xrsec_e2e::serial();
-    let topo = Topology::new(TopologyConfig::direct()).unwrap();
-    let (a, b) = (topo.address(Node::A), topo.address(Node::B));
-    let suite = XrSuite::seed();
-    let ca = router_config(a, b, INNER_A, &suite);
-    let cb = router_config(b, a, INNER_B, &suite);
-    let (da, db) = std::thread::scope(|s| {
-        let ta = s.spawn(|| Xrsecd::start(&topo, Node::A, &ca, &[]));
-        let tb = s.spawn(|| Xrsecd::start(&topo, Node::B, &cb, &[]));
+    let PairConfig {
+        topo,
+        config_a,
+        config_b,
+    } = PairConfig::direct(&XrSuite::seed());
+    let (a, b) = std::thread::scope(|s| {
+        let ta = s.spawn(|| Xrsecd::start(&topo, Node::A, &config_a, &[]));
+        let tb = s.spawn(|| Xrsecd::start(&topo, Node::B, &config_b, &[]));
         (ta.join().unwrap().unwrap(), tb.join().unwrap().unwrap())
     });
-    let (sa, sb) = wait_settled(&da, &db);
+    let pair = Pair { a, b, topo };
+    let (da, db) = (&pair.a, &pair.b);
+    let (sa, sb) = wait_settled(da, db);
     let mut roles = [only_ike_sa(&sa).role.clone(), only_ike_sa(&sb).role.clone()];
     roles.sort();
     assert_eq!(roles, ["Initiator", "Responder"]);
 
-    for d in [&da, &db] {
+    for d in [da, db] {
         let summary = d.xrsec(&["show", "ikev2", "summary"]).unwrap();
         assert_eq!(
-            one(&summary, "Total Sa (Active/Negotiation)"),
+            value_of(&summary, "Total Sa (Active/Negotiation)"),
             "1 (1/0)",
             "{summary}"
         );
     }
-    let p = topo.ping(Node::A, INNER_B, 3).unwrap();
+    let p = pair.topo.ping(Node::A, INNER_B, 3).unwrap();
     assert_eq!(p.received, 3, "{p:?}");
     // Still one each once traffic has flowed (no late duplicate).
     let (sa, sb) = (da.status().unwrap(), db.status().unwrap());
@@ -295,13 +285,10 @@ fn check_suite(suite: &XrSuite, tcp_secs: u32) {
         return;
     }
     let _serial = xrsec_e2e::serial();
-    let topo = Topology::new(TopologyConfig::direct()).unwrap();
+    let pair = Pair::start(suite);
+    let (topo, da, db) = (&pair.topo, &pair.a, &pair.b);
     let (a, b) = (topo.address(Node::A), topo.address(Node::B));
-    let ca = router_config(a, b, INNER_A, suite);
-    let cb = router_config(b, a, INNER_B, suite);
-    let da = Xrsecd::start(&topo, Node::A, &ca, &[]).unwrap();
-    let db = Xrsecd::start(&topo, Node::B, &cb, &[]).unwrap();
-    wait_settled(&da, &db);
+    wait_settled(da, db);
 
     let p = topo.ping(Node::A, INNER_B, 3).unwrap();
     assert_eq!(
@@ -317,7 +304,7 @@ fn check_suite(suite: &XrSuite, tcp_secs: u32) {
     );
 
     let want = Expected::of(suite);
-    let routers = [(&da, a, b), (&db, b, a)];
+    let routers = [(da, a, b), (db, b, a)];
     let mut views = Vec::new();
     for (d, local, remote) in routers {
         views.push(check_one_side(d, &want, local, remote));
@@ -444,36 +431,36 @@ fn check_one_side(d: &Xrsecd, want: &Expected, local: Ipv4Addr, remote: Ipv4Addr
     let detail = d
         .xrsec(&["show", "ipsec", "sa", "interface", "tunnel-ip1"])
         .unwrap();
-    assert_eq!(one(&detail, "Interface Name"), "tunnel-ip1");
+    assert_eq!(value_of(&detail, "Interface Name"), "tunnel-ip1");
     assert_eq!(
-        one(&detail, "SA id"),
+        value_of(&detail, "SA id"),
         row[1],
         "{who}: SA id as in the table"
     );
-    assert_eq!(one(&detail, "Mode"), "Tunnel");
+    assert_eq!(value_of(&detail, "Mode"), "Tunnel");
     assert_eq!(
-        values(&detail, "SPI"),
+        values_of(&detail, "SPI"),
         [sa_in.as_str(), sa_out.as_str()],
         "{who}:\n{detail}"
     );
-    assert_eq!(values(&detail, "Protocol"), ["ESP", "ESP"]);
+    assert_eq!(values_of(&detail, "Protocol"), ["ESP", "ESP"]);
     for (label, expected) in [
         ("Encrypt Algorithm", want.esp_encrypt.as_str()),
         ("Auth Algorithm", want.esp_auth.as_str()),
         ("Drops", "none"),
     ] {
         assert_eq!(
-            values(&detail, label),
+            values_of(&detail, label),
             [expected, expected],
             "{who}: {label}:\n{detail}"
         );
     }
     let remote_s = format!("ESP, remote {remote}");
     assert_eq!(
-        values(&detail, "Encapsulation"),
+        values_of(&detail, "Encapsulation"),
         [remote_s.as_str(), remote_s.as_str()]
     );
-    for packets in values(&detail, "Packets") {
+    for packets in values_of(&detail, "Packets") {
         let n: u64 = packets.parse().unwrap();
         assert!(
             n > 0,
@@ -483,7 +470,7 @@ fn check_one_side(d: &Xrsecd, want: &Expected, local: Ipv4Addr, remote: Ipv4Addr
 
     // show ikev2 session detail.
     let session = d.xrsec(&["show", "ikev2", "session", "detail"]).unwrap();
-    let w = |label: &str| one(&session, label).to_string();
+    let w = |label: &str| value_of(&session, label).to_string();
     assert_eq!(w("Status"), "UP-ACTIVE", "{who}:\n{session}");
     assert_eq!(w("IKE Count"), "1", "{who}:\n{session}");
     assert_eq!(w("Child Count"), "1", "{who}:\n{session}");
@@ -530,12 +517,12 @@ fn check_one_side(d: &Xrsecd, want: &Expected, local: Ipv4Addr, remote: Ipv4Addr
     // show ikev2 summary: one READY SA in all, in the direction of its role.
     let summary = d.xrsec(&["show", "ikev2", "summary"]).unwrap();
     assert_eq!(
-        one(&summary, "Total Sa (Active/Negotiation)"),
+        value_of(&summary, "Total Sa (Active/Negotiation)"),
         "1 (1/0)",
         "{who}:\n{summary}"
     );
-    let outgoing = one(&summary, "Total Outgoing Sa (Active/Negotiation)").to_string();
-    let incoming = one(&summary, "Total Incoming Sa (Active/Negotiation)").to_string();
+    let outgoing = value_of(&summary, "Total Outgoing Sa (Active/Negotiation)").to_string();
+    let incoming = value_of(&summary, "Total Incoming Sa (Active/Negotiation)").to_string();
     let (mine, other) = if role == "Initiator" {
         (&outgoing, &incoming)
     } else {
@@ -578,7 +565,7 @@ fn check_one_side(d: &Xrsecd, want: &Expected, local: Ipv4Addr, remote: Ipv4Addr
 /// its tunnel up, and the two agree on the SPIs. Both routers initiate, so a
 /// second IKE SA is normal for a moment; one that stays is a failure.
 fn wait_settled(da: &Xrsecd, db: &Xrsecd) -> (Status, Status) {
-    let deadline = Instant::now() + SETTLE;
+    let deadline = Instant::now() + BRING_UP;
     loop {
         let (sa, sb) = (da.status().unwrap(), db.status().unwrap());
         if settled(&sa, &sb) {
@@ -586,7 +573,7 @@ fn wait_settled(da: &Xrsecd, db: &Xrsecd) -> (Status, Status) {
         }
         if Instant::now() > deadline {
             panic!(
-                "the routers did not settle on one IKE SA each within {SETTLE:?}\n\
+                "the routers did not settle on one IKE SA each within {BRING_UP:?}\n\
                  A: {sa:#?}\nB: {sb:#?}\nA's log:\n{}\nB's log:\n{}",
                 da.log(),
                 db.log()
@@ -629,21 +616,4 @@ fn is_spi32(s: &str) -> bool {
         && s[2..]
             .chars()
             .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
-}
-
-/// Every value of `label` in a show output's `label : value` lines, in order.
-fn values<'a>(text: &'a str, label: &str) -> Vec<&'a str> {
-    text.lines()
-        .filter_map(|l| l.split_once(" : "))
-        .filter(|(k, _)| k.trim_end() == label)
-        .map(|(_, v)| v.trim())
-        .collect()
-}
-
-/// The value of `label`, which must appear once (`Session ID` appears twice
-/// in `detail`; it is not asked for).
-fn one<'a>(text: &'a str, label: &str) -> &'a str {
-    let v = values(text, label);
-    assert_eq!(v.len(), 1, "`{label}` should appear once in:\n{text}");
-    v[0]
 }
