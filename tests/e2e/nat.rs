@@ -69,3 +69,33 @@ fn behind_a_nat_ike_and_esp_move_to_udp_4500() {
         .unwrap();
     assert!(text.contains("ESP-in-UDP"), "{text}");
 }
+
+/// `--force-udp-encap` on one side only: without any NAT, both ends move to
+/// UDP 4500 (the forcing side's NAT_DETECTION hash cannot match) and ESP
+/// travels in UDP, which carries ping and TCP.
+#[test]
+fn force_udp_encap_on_one_side_puts_esp_in_udp_without_a_nat() {
+    if xrsec_e2e::needs_root() {
+        return;
+    }
+    let _serial = xrsec_e2e::serial();
+    let suite = XrSuite::new("aes-gcm-128", "", "sha-256", 19, "esp-gcm-128");
+    let pair = PairConfig::direct(&suite).start(&["--force-udp-encap"], &[]);
+    let (sa, sb) = xrsec_e2e::wait_converged(&pair.a, &pair.b, BRING_UP);
+    for s in [&sa, &sb] {
+        let ike = &s.sessions[0].ike_sas[0];
+        assert!(ike.nat_t, "{ike:#?}");
+        assert_eq!(ike.local.port(), 4500);
+        let ipsec = s.tunnels[0].ipsec.as_ref().unwrap();
+        assert!(ipsec.udp_encap, "{ipsec:#?}");
+    }
+    let p = pair.topo.ping(Node::A, INNER_B, 5).unwrap();
+    assert_eq!(p.received, 5, "{p:?}");
+    let tcp = pair.topo.iperf3(Node::A, Node::B, INNER_B, 1, 1).unwrap();
+    assert!(tcp.gbits_per_sec > 0.0, "{tcp:?}");
+    let text = pair
+        .a
+        .xrsec(&["show", "ipsec", "sa", "interface", "tunnel-ip1"])
+        .unwrap();
+    assert!(text.contains("ESP-in-UDP 4500"), "{text}");
+}

@@ -71,6 +71,17 @@ pub(crate) fn detect(
     })
 }
 
+/// With `force_udp_encap` we send a source hash no peer can match, i.e. we
+/// claim to be behind a NAT: count it as such on our side too, so that as
+/// initiator we move to port 4500 ourselves (the peer's genuine hashes
+/// match) and our Child SAs use UDP as the peer's do.
+pub(crate) fn forced(mut nat: NatStatus, force_udp_encap: bool) -> NatStatus {
+    if force_udp_encap {
+        nat.local_behind_nat = true;
+    }
+    nat
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

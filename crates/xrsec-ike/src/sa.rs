@@ -696,7 +696,8 @@ impl IkeSa {
         let dst: Vec<&[u8]> = notifies(&request.payloads, notify::NAT_DETECTION_DESTINATION_IP)
             .map(|n| n.data.as_slice())
             .collect();
-        let nat = natd::detect(spi_i, 0, &src, &dst, remote, local);
+        let nat = natd::detect(spi_i, 0, &src, &dst, remote, local)
+            .map(|n| natd::forced(n, ctx.opts.force_udp_encap));
         let mut payloads = vec![
             Payload::Sa(SaPayload {
                 proposals: vec![reply],
@@ -1271,6 +1272,7 @@ impl IkeSa {
             .map(|n| n.data.as_slice())
             .collect();
         if let Some(nat) = natd::detect(spi_i, spi_r, &src, &dst, remote, local) {
+            let nat = natd::forced(nat, ctx.opts.force_udp_encap);
             self.nat = nat;
             // RFC 7296 2.23: with a NAT on either side the initiator moves to
             // port 4500 for IKE_AUTH and everything after it (and ESP goes in

@@ -375,6 +375,35 @@ fn a_peer_forcing_nat_traversal_like_strongswan_moves_both_ends_to_4500() {
 }
 
 #[test]
+fn an_initiator_forcing_nat_traversal_moves_to_4500_itself() {
+    // The forcing side is the initiator: the responder's hashes match, so
+    // only our own forcing can send us to 4500 (strongSwan does the same).
+    let (a, b) = tunnel_pair(b"secret");
+    let oa = EndpointOptions {
+        force_udp_encap: true,
+        ..Default::default()
+    };
+    let mut sim = Sim::with_options(vec![a], vec![b], 24, oa, EndpointOptions::default());
+    sim.handshake();
+    let ca = sim.a.child_sas()[0];
+    let cb = sim.b.child_sas()[0];
+    assert!(ca.udp_encap && cb.udp_encap);
+    assert_eq!(ca.remote, sa(B_ADDR, 4500));
+    assert_eq!(cb.remote, sa(A_ADDR, 4500));
+    let auth = sim
+        .a
+        .sent
+        .iter()
+        .find(|(_, _, bytes)| bytes.get(18) == Some(&35))
+        .expect("an IKE_AUTH request");
+    assert_eq!(
+        (auth.0.port(), auth.1.port()),
+        (4500, 4500),
+        "IKE_AUTH goes to 4500"
+    );
+}
+
+#[test]
 fn a_responder_resends_its_cached_response_for_a_retransmitted_request() {
     // IKE_SA_INIT, while the SA is half-open.
     let (a, b) = tunnel_pair(b"secret");

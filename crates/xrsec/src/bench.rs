@@ -244,6 +244,8 @@ fn swan_suite(
 enum RowPath {
     Plain,
     Xrsec(usize),
+    /// Two xrsecd with `--force-udp-encap`: ESP in UDP 4500, as strongSwan.
+    XrsecUdp(usize),
     Strongswan(usize),
 }
 
@@ -350,6 +352,11 @@ fn bench(args: &BenchArgs) -> Result<bool, Stop> {
             path: RowPath::Xrsec(i),
             outcome: Err(String::new()),
         });
+        rows.push(Row {
+            label: format!("xrsec {} in UDP 4500", suite.name),
+            path: RowPath::XrsecUdp(i),
+            outcome: Err(String::new()),
+        });
         if strongswan {
             let label = match &suite.swan {
                 Some(swan) => format!("strongSwan {}", swan.esp),
@@ -387,7 +394,12 @@ fn bench(args: &BenchArgs) -> Result<bool, Stop> {
         eprint!("[{}/{total}] {}: ", i + 1, row.label);
         let measured = match row.path {
             RowPath::Plain => measure_plain(&topology, inner, args, &interrupt),
-            RowPath::Xrsec(s) => measure_xrsec(&topology, &suites[s], inner, args, &interrupt),
+            RowPath::Xrsec(s) => {
+                measure_xrsec(&topology, &suites[s], inner, args, &interrupt, false)
+            }
+            RowPath::XrsecUdp(s) => {
+                measure_xrsec(&topology, &suites[s], inner, args, &interrupt, true)
+            }
             RowPath::Strongswan(s) => match &suites[s].swan {
                 Some(swan) => measure_strongswan(&topology, swan, args, &interrupt),
                 None => Err(Stop::Invalid("no strongSwan equivalent".into())),
@@ -466,21 +478,23 @@ fn measure_xrsec(
     inner: (Ipv4Addr, Ipv4Addr),
     args: &BenchArgs,
     interrupt: &Interrupt,
+    udp: bool,
 ) -> Result<IperfResult, Stop> {
     let t = topology.config();
     progress("starting two xrsecd ... ");
+    let extra: &[&str] = if udp { &["--force-udp-encap"] } else { &[] };
     let a = Xrsecd::start(
         topology,
         Node::A,
         &xrsec_config_text(&suite.xr, Node::A, t),
-        &[],
+        extra,
     );
     let a = interrupt.after(a)?;
     let b = Xrsecd::start(
         topology,
         Node::B,
         &xrsec_config_text(&suite.xr, Node::B, t),
-        &[],
+        extra,
     );
     let b = interrupt.after(b)?;
     let measured = (|| {
@@ -607,7 +621,7 @@ fn table(rows: &[Row], suites: &[BenchSuite]) -> String {
         };
         let vs_plain = plain.map_or("-".into(), |p| ratio(r.gbits_per_sec, p));
         let vs_swan = match row.path {
-            RowPath::Xrsec(s) if has_swan => {
+            RowPath::Xrsec(s) | RowPath::XrsecUdp(s) if has_swan => {
                 swan_of(s).map_or("-".into(), |w| ratio(r.gbits_per_sec, w))
             }
             _ => String::new(),
@@ -628,18 +642,24 @@ fn table(rows: &[Row], suites: &[BenchSuite]) -> String {
     }
     out.push('\n');
     for (s, suite) in suites.iter().enumerate() {
-        let Some(xrsec) = gbits(&|p| matches!(p, RowPath::Xrsec(i) if *i == s)) else {
-            continue;
-        };
-        let mut parts = Vec::new();
-        if let Some(p) = plain {
-            parts.push(format!("xrsec / plain = {}", ratio(xrsec, p)));
-        }
-        if let Some(w) = swan_of(s) {
-            parts.push(format!("xrsec / strongSwan = {}", ratio(xrsec, w)));
-        }
-        if !parts.is_empty() {
-            out.push_str(&format!("{}: {}\n", suite.name, parts.join(", ")));
+        for (udp, what) in [(false, "xrsec"), (true, "xrsec in UDP")] {
+            let Some(xrsec) = gbits(&|p| match p {
+                RowPath::Xrsec(i) => !udp && *i == s,
+                RowPath::XrsecUdp(i) => udp && *i == s,
+                _ => false,
+            }) else {
+                continue;
+            };
+            let mut parts = Vec::new();
+            if let Some(p) = plain {
+                parts.push(format!("{what} / plain = {}", ratio(xrsec, p)));
+            }
+            if let Some(w) = swan_of(s) {
+                parts.push(format!("{what} / strongSwan = {}", ratio(xrsec, w)));
+            }
+            if !parts.is_empty() {
+                out.push_str(&format!("{}: {}\n", suite.name, parts.join(", ")));
+            }
         }
     }
     out.push_str(
@@ -647,8 +667,9 @@ fn table(rows: &[Row], suites: &[BenchSuite]) -> String {
          each through a tunnel)\n",
     );
     out.push_str(
-        "encapsulation: two xrsecd speak native ESP (IP protocol 50, no NAT between them); \
-         strongSwan's kernel-libipsec always uses ESP in UDP 4500 here\n",
+        "encapsulation: two xrsecd speak native ESP (IP protocol 50) unless started with \
+         --force-udp-encap (the \"in UDP 4500\" rows, UDP GSO/GRO on); strongSwan's \
+         kernel-libipsec always uses ESP in UDP 4500 here\n",
     );
     out
 }

@@ -251,15 +251,22 @@ fn bench_prints_a_table_with_a_ratio_to_plain_forwarding() {
             .to_string()
     };
     let plain = row("plain forwarding");
-    let tunnel = row("xrsec esp-gcm-128");
+    let tunnel = row("xrsec esp-gcm-128  ");
+    let udp = row("xrsec esp-gcm-128 in UDP 4500");
     assert!(plain.trim_end().ends_with("1.00"), "{plain}");
     assert!(!tunnel.contains("failed"), "{tunnel}");
+    assert!(!udp.contains("failed"), "{udp}");
     assert!(
         stdout.contains("esp-gcm-128: xrsec / plain = "),
         "no ratio line:\n{stdout}"
     );
+    assert!(
+        stdout.contains("esp-gcm-128: xrsec in UDP / plain = "),
+        "no ratio line for ESP in UDP:\n{stdout}"
+    );
     let stderr = text(&output.stderr);
-    assert!(stderr.contains("[2/2] xrsec esp-gcm-128: "), "{stderr}");
+    assert!(stderr.contains("[2/3] xrsec esp-gcm-128: "), "{stderr}");
+    assert!(stderr.contains("[3/3] xrsec esp-gcm-128 in UDP 4500: "), "{stderr}");
     assert_eq!(leftovers_of(pid), Vec::<String>::new());
 }
 

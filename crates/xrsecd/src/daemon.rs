@@ -80,7 +80,14 @@ pub(crate) async fn run(args: Args, config: Config) -> Result<(), String> {
     if ike_configs.is_empty() {
         warn!("no tunnel interface is configured and up: nothing to negotiate");
     }
-    let endpoint = Endpoint::new(ike_configs, OsRng, EndpointOptions::default());
+    let endpoint = Endpoint::new(
+        ike_configs,
+        OsRng,
+        EndpointOptions {
+            force_udp_encap: args.force_udp_encap,
+            ..EndpointOptions::default()
+        },
+    );
 
     let keys = match &args.save_keys {
         Some(dir) => {
