@@ -266,7 +266,10 @@ fn bench_prints_a_table_with_a_ratio_to_plain_forwarding() {
     );
     let stderr = text(&output.stderr);
     assert!(stderr.contains("[2/3] xrsec esp-gcm-128: "), "{stderr}");
-    assert!(stderr.contains("[3/3] xrsec esp-gcm-128 in UDP 4500: "), "{stderr}");
+    assert!(
+        stderr.contains("[3/3] xrsec esp-gcm-128 in UDP 4500: "),
+        "{stderr}"
+    );
     assert_eq!(leftovers_of(pid), Vec::<String>::new());
 }
 
