@@ -6,7 +6,8 @@
 //! [`Endpoint::handle_datagram`], [`Endpoint::handle_timeout`],
 //! [`Endpoint::initiate`] and the `delete_*`/`send_*` calls; after each,
 //! drain [`Endpoint::poll_transmit`] (send each datagram, prefixing the
-//! non-ESP marker when its local port is 4500) and [`Endpoint::poll_event`],
+//! non-ESP marker when its local port is 4500; one message may come as
+//! several datagrams, its RFC 7383 fragments) and [`Endpoint::poll_event`],
 //! then arm a timer for [`Endpoint::poll_timeout`] and call `handle_timeout`
 //! when it fires.
 //!
@@ -94,6 +95,22 @@ pub struct EndpointOptions {
     /// Keep a one-line summary of every message sent and received for
     /// [`Endpoint::poll_log`] (payload types and notify names; never keys).
     pub log_messages: bool,
+    /// Offer IKE fragmentation (RFC 7383) in IKE_SA_INIT and accept the
+    /// peer's offer. An IKE SA fragments only when both ends offered it;
+    /// otherwise a large message goes whole, for the IP layer to fragment
+    /// (and a path that drops IP fragments to lose).
+    pub fragmentation: bool,
+    /// The largest IP datagram an encrypted message may take before it is
+    /// cut into fragments: IP and UDP headers (and the non-ESP marker on
+    /// the NAT-T port) included. 1280 fits every IPv6 path (RFC 7383 2.5.1
+    /// suggests it; 576 is the IPv4 minimum). IKE_SA_INIT is never cut.
+    pub fragment_size: u16,
+    /// How long fragments of a message that never completes are kept.
+    /// Reassembly is bounded in size too, whatever this says: at most 64
+    /// fragments a message and 64 KiB an IKE SA, both directions together,
+    /// and only of the one request and the one response the message ID
+    /// window admits; fragments are kept only once their ICV verifies.
+    pub reassembly_timeout: Duration,
 }
 
 impl Default for EndpointOptions {
@@ -109,6 +126,9 @@ impl Default for EndpointOptions {
             error_grace: Duration::from_secs(2),
             force_udp_encap: false,
             log_messages: true,
+            fragmentation: true,
+            fragment_size: 1280,
+            reassembly_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -1003,6 +1023,14 @@ impl<R: CryptoRngCore> Endpoint<R> {
     /// themselves are derived from SK_d, which is not exported).
     pub fn export_ike_keys(&self, id: IkeSaId) -> Option<IkeKeyExport> {
         self.sas.get(&id)?.key_export()
+    }
+
+    /// Fragments IKE SA `id` holds for reassembly, and their bytes, so that
+    /// tests can check the bounds hold (at most 64 fragments a message and
+    /// 64 KiB an SA). Not for the daemon.
+    #[doc(hidden)]
+    pub fn reassembly_for_tests(&self, id: IkeSaId) -> Option<(usize, usize)> {
+        Some(self.sas.get(&id)?.reassembly_held())
     }
 
     /// The IKE SA keys (SK_d, SK_a*, SK_e*, SK_p*), so that tests can check

@@ -209,8 +209,14 @@ pub enum FailureReason {
     TsUnacceptable { detail: String },
     /// A message was malformed or lacked a required payload.
     InvalidSyntax { detail: String },
-    /// Our request went unanswered after every retransmission.
-    NoResponse { exchange: &'static str, tries: u32 },
+    /// Our request went unanswered after every retransmission. `oversized`
+    /// says the request went whole though larger than the fragment size,
+    /// the likely cause when a path drops IP fragments.
+    NoResponse {
+        exchange: &'static str,
+        tries: u32,
+        oversized: Option<Oversized>,
+    },
     /// The peer asked for a DH group we do not offer, or asked twice.
     InvalidKePayload { requested: u16 },
     /// The responder's choice is not something we offered.
@@ -254,9 +260,24 @@ impl fmt::Display for FailureReason {
                 write!(f, "no traffic selectors in common (TS_UNACCEPTABLE): {detail}")
             }
             Self::InvalidSyntax { detail } => write!(f, "malformed message: {detail}"),
-            Self::NoResponse { exchange, tries } => write!(
+            Self::NoResponse {
+                exchange,
+                tries,
+                oversized: None,
+            } => write!(
                 f,
                 "no response to {exchange} after {tries} transmissions: is the peer up and UDP 500/4500 open?"
+            ),
+            Self::NoResponse {
+                exchange,
+                tries,
+                oversized: Some(o),
+            } => write!(
+                f,
+                "no response to {exchange} after {tries} transmissions: our request took an IP datagram of {} bytes, more than the fragment size {}, and went unfragmented because {}; a path that drops IP fragments loses it",
+                o.bytes,
+                o.fragment_size,
+                o.why_whole()
             ),
             Self::InvalidKePayload { requested } => write!(
                 f,
@@ -270,6 +291,32 @@ impl fmt::Display for FailureReason {
                 f,
                 "{peer} started IKE_SA_INIT but never sent IKE_AUTH (half-open SA timed out)"
             ),
+        }
+    }
+}
+
+/// An encrypted message sent whole although larger than
+/// [`crate::EndpointOptions::fragment_size`], because IKE fragmentation
+/// (RFC 7383) was not negotiated: the IP layer fragments it, and a path
+/// that drops IP fragments loses it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Oversized {
+    /// The IP datagram it took (IP and UDP headers included).
+    pub bytes: usize,
+    pub fragment_size: u16,
+    /// Fragmentation is off here ([`crate::EndpointOptions::fragmentation`]);
+    /// otherwise the peer did not offer it.
+    pub disabled_locally: bool,
+}
+
+impl Oversized {
+    /// Why the message was not fragmented, as the end of a sentence.
+    pub fn why_whole(&self) -> &'static str {
+        if self.disabled_locally {
+            "IKE fragmentation (RFC 7383) is disabled on this end"
+        } else {
+            "the peer does not support IKE fragmentation (RFC 7383)"
         }
     }
 }

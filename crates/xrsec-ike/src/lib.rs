@@ -24,8 +24,8 @@ pub use config::{
 };
 pub use endpoint::{Endpoint, EndpointOptions, LogLine, Transmit};
 pub use event::{
-    ChildInfo, ChildSa, DownReason, Event, FailureReason, IkeKeyExport, IkeSaId, IkeSaInfo, SaKind,
-    SessionInfo,
+    ChildInfo, ChildSa, DownReason, Event, FailureReason, IkeKeyExport, IkeSaId, IkeSaInfo,
+    Oversized, SaKind, SessionInfo,
 };
 pub use natd::NatStatus;
 pub use proposal::IkeAlgorithms;

@@ -14,7 +14,15 @@
 //! - a request is processed once: its response is cached and re-sent for an
 //!   identical retransmission (RFC 7296 2.1), any other message ID is dropped
 //!   (window size 1, RFC 7296 2.3);
-//! - at most one request of ours is in flight; later ones wait in a queue.
+//! - at most one request of ours is in flight; later ones wait in a queue;
+//! - IKE fragmentation (RFC 7383) is used only when both ends offered it in
+//!   IKE_SA_INIT. A fragment is stored only once its own ICV verifies, only
+//!   for the message the window admits (the next request, or the response
+//!   to ours), and within [`MAX_FRAGMENTS`] a message and
+//!   [`MAX_REASSEMBLY_BYTES`] an SA, for at most the reassembly timeout; a
+//!   reassembled message is then handled as if it came in one SK payload.
+//!   A fragmented request or response is kept, retransmitted and cached
+//!   as the list of all its fragments.
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -29,14 +37,15 @@ use crate::auth::{psk_auth, verify_psk_auth, SignedOctets, SHARED_KEY_MIC};
 use crate::config::{Identity, TunnelConfig, TunnelId};
 use crate::endpoint::{EndpointOptions, Outbox};
 use crate::event::{
-    ChildInfo, ChildSa, DownReason, Event, FailureReason, IkeKeyExport, IkeSaId, IkeSaInfo, SaKind,
-    SessionInfo,
+    ChildInfo, ChildSa, DownReason, Event, FailureReason, IkeKeyExport, IkeSaId, IkeSaInfo,
+    Oversized, SaKind, SessionInfo,
 };
 use crate::natd::{self, NatStatus};
 use crate::proposal::{self, IkeAlgorithms};
 use crate::wire::{
-    self, notify, AuthPayload, DeletePayload, ExchangeType, Flags, Header, IdPayload, IdType,
-    KePayload, Message, NotifyPayload, Payload, SaPayload, TrafficSelector, TsPayload,
+    self, notify, AuthPayload, DeletePayload, Encrypted, ExchangeType, Flags, FragmentInfo, Header,
+    IdPayload, IdType, KePayload, Message, NotifyPayload, Payload, SaPayload, TrafficSelector,
+    TsPayload, HEADER_LEN,
 };
 
 /// The first payload of one kind in a chain, by reference: RFC 7296 allows
@@ -142,18 +151,45 @@ impl Keyed {
         })
     }
 
+    /// One SK message: `plain` is the inner payload chain, `first_inner`
+    /// its first payload's type.
     fn seal(
         &mut self,
         rng: &mut impl CryptoRngCore,
         header: &Header,
-        payloads: &[Payload],
+        first_inner: u8,
+        plain: &[u8],
     ) -> Option<Vec<u8>> {
-        let mut plain = Vec::new();
-        let first = wire::emit_payloads(payloads, &mut plain);
         let sealed_len = self.send.sealed_len(plain.len());
-        let mut out = wire::emit_encrypted_prefix(header, first, sealed_len);
-        let sealed = self.send.seal(rng, &out, &plain).ok()?;
+        let mut out = wire::emit_encrypted_prefix(header, first_inner, sealed_len);
+        let sealed = self.send.seal(rng, &out, plain).ok()?;
         out.extend_from_slice(&sealed);
+        Some(out)
+    }
+
+    /// RFC 7383 2.5: the inner payload chain cut into pieces of at most
+    /// `room` bytes, each sent in an IKE message of its own with the same
+    /// header, in an SKF payload numbered from 1 that is encrypted and
+    /// integrity-protected on its own (its own IV, padding and ICV); only
+    /// fragment 1 names the first inner payload.
+    fn seal_fragments(
+        &mut self,
+        rng: &mut impl CryptoRngCore,
+        header: &Header,
+        first_inner: u8,
+        plain: &[u8],
+        room: usize,
+    ) -> Option<Vec<Vec<u8>>> {
+        let total = u16::try_from(plain.len().div_ceil(room.max(1))).ok()?;
+        let mut out = Vec::with_capacity(usize::from(total));
+        for (piece, number) in plain.chunks(room.max(1)).zip(1..=total) {
+            let info = FragmentInfo { number, total };
+            let sealed_len = self.send.sealed_len(piece.len());
+            let mut datagram = wire::emit_fragment_prefix(header, first_inner, info, sealed_len);
+            let sealed = self.send.seal(rng, &datagram, piece).ok()?;
+            datagram.extend_from_slice(&sealed);
+            out.push(datagram);
+        }
         Some(out)
     }
 
@@ -161,7 +197,8 @@ impl Keyed {
         let Some(enc) = msg.encrypted else {
             return Opened::Drop;
         };
-        // RFC 7383 fragments are a later issue: never reassembled here.
+        // A fragment is opened on arrival and its message reassembled
+        // before any handler runs (`IkeSa::collect_fragment`).
         if enc.fragment.is_some() {
             return Opened::Drop;
         }
@@ -177,43 +214,100 @@ impl Keyed {
     }
 }
 
-/// Seals a message of `id`, logging its summary (never its contents).
-fn seal_logged<R: CryptoRngCore>(
-    ctx: &mut Ctx<'_, R>,
-    id: IkeSaId,
-    keyed: &mut Keyed,
-    header: &Header,
-    payloads: &[Payload],
-) -> Option<Vec<u8>> {
-    ctx.log(Some(id), || {
-        format!("sent {}", wire::summarize(header, payloads))
-    });
-    keyed.seal(ctx.rng, header, payloads)
+/// The largest piece of an inner payload chain whose SKF message fits
+/// `datagram_room` bytes (the fragment size less the IP and UDP headers and
+/// any non-ESP marker): the IKE header, the SKF header, and the IV, padding,
+/// Pad Length and ICV of the negotiated cipher come off (RFC 7383 2.5.1).
+fn fragment_room(crypto: &IkeCrypto, datagram_room: usize) -> usize {
+    let sealed_room = datagram_room.saturating_sub(HEADER_LEN + SKF_HEADER_LEN);
+    let mut room = sealed_room.saturating_sub(crypto.max_overhead());
+    // CBC pads to a whole block: up to a block more may still fit.
+    while crypto.sealed_len(room + 1) <= sealed_room {
+        room += 1;
+    }
+    room.max(MIN_FRAGMENT_PLAINTEXT)
 }
 
-/// Opens a message of `id`, logging what it held or why it was dropped.
-fn open_logged<R>(
-    ctx: &mut Ctx<'_, R>,
-    id: IkeSaId,
-    keyed: &Keyed,
-    datagram: &[u8],
-    msg: &Message,
-) -> Opened {
-    let opened = keyed.open(datagram, msg);
-    match &opened {
-        Opened::Payloads(p) => {
-            ctx.log(Some(id), || {
-                format!("received {}", wire::summarize(&msg.header, p))
-            });
-        }
-        Opened::Malformed(e) => ctx.log(Some(id), || {
-            format!("received {}: inner payloads malformed: {e}", msg.summary())
-        }),
-        Opened::Drop => ctx.log(Some(id), || {
-            format!("dropped {}: integrity check failed", msg.summary())
-        }),
+fn send_all<R>(ctx: &mut Ctx<'_, R>, local: SocketAddr, remote: SocketAddr, datagrams: &[Vec<u8>]) {
+    for d in datagrams {
+        ctx.send(local, remote, d.clone());
     }
-    opened
+}
+
+/// RFC 7383 2.6 reassembly limits. A message announcing more fragments is
+/// refused before anything is decrypted, and only fragments whose ICV
+/// verifies are stored, so that a flood of fragments costs at most one
+/// integrity check each and never more memory than this per IKE SA.
+pub(crate) const MAX_FRAGMENTS: u16 = 64;
+/// Decrypted fragments (and the datagram of fragment 1) one IKE SA holds at
+/// most, both directions together. A message this large would need over 50
+/// fragments of 1280 bytes; certificate chains need a handful.
+pub(crate) const MAX_REASSEMBLY_BYTES: usize = 64 * 1024;
+/// However small `fragment_size` is set, a fragment carries this much.
+const MIN_FRAGMENT_PLAINTEXT: usize = 64;
+/// The SKF payload's generic header, Fragment Number and Total Fragments.
+const SKF_HEADER_LEN: usize = wire::GENERIC_HEADER_LEN + 4;
+const UDP_HEADER_LEN: usize = 8;
+
+/// The authenticated fragments of one message received so far.
+struct Partial {
+    message_id: u32,
+    exchange: ExchangeType,
+    total: u16,
+    /// Decrypted contents, by Fragment Number - 1.
+    pieces: Vec<Option<Vec<u8>>>,
+    received: u16,
+    /// Fragment 1 as received: its SKF Next Payload starts the inner chain,
+    /// and it stands for the whole request in the response cache (RFC 7383
+    /// 2.6.1).
+    first: Option<(Vec<u8>, u8)>,
+    bytes: usize,
+    expires: Instant,
+}
+
+impl Partial {
+    fn is_of(&self, h: &Header) -> bool {
+        self.message_id == h.message_id && self.exchange == h.exchange
+    }
+}
+
+/// Reassembly of this SA's incoming fragmented messages: at most one
+/// request (the next the window admits) and one response (to our request
+/// in flight).
+#[derive(Default)]
+struct Reassembly {
+    request: Option<Partial>,
+    response: Option<Partial>,
+}
+
+impl Reassembly {
+    fn slots(&self) -> impl Iterator<Item = &Partial> {
+        self.request.iter().chain(self.response.iter())
+    }
+
+    fn bytes(&self) -> usize {
+        self.slots().map(|p| p.bytes).sum()
+    }
+
+    fn next_expiry(&self) -> Option<Instant> {
+        self.slots().map(|p| p.expires).min()
+    }
+
+    fn expire(&mut self, now: Instant) {
+        for slot in [&mut self.request, &mut self.response] {
+            if slot.as_ref().is_some_and(|p| now >= p.expires) {
+                *slot = None;
+            }
+        }
+    }
+}
+
+/// A message put back together from its fragments, waiting for the handler
+/// that opens it.
+struct Reassembled {
+    first_inner: u8,
+    plaintext: Vec<u8>,
+    fragments: u16,
 }
 
 /// A Child SA of an established IKE SA.
@@ -298,7 +392,12 @@ enum InFlightKind {
 struct InFlight {
     message_id: u32,
     kind: InFlightKind,
-    datagram: Vec<u8>,
+    /// The request: one datagram, or every fragment of it (all of them go
+    /// again on each retransmission, RFC 7383 2.6.1).
+    datagrams: Vec<Vec<u8>>,
+    /// Sent whole though larger than the fragment size: the hint for a
+    /// give-up.
+    oversized: Option<Oversized>,
     transmissions: u32,
     next_at: Instant,
     /// Retransmission stopped while an unauthenticated error is pending.
@@ -307,8 +406,11 @@ struct InFlight {
 
 struct CachedResponse {
     message_id: u32,
+    /// The request as received; of a fragmented one, fragment 1 (RFC 7383
+    /// 2.6.1: only its retransmission is answered).
     request: Vec<u8>,
-    response: Vec<u8>,
+    /// The response: one datagram, or every fragment of it.
+    response: Vec<Vec<u8>>,
 }
 
 pub(crate) struct IkeSa {
@@ -344,6 +446,11 @@ pub(crate) struct IkeSa {
     queued: VecDeque<Request>,
     next_peer_request_id: u32,
     last_response: Option<CachedResponse>,
+    /// Both ends offered IKE fragmentation in IKE_SA_INIT (RFC 7383 2.3).
+    fragmentation: bool,
+    reassembly: Reassembly,
+    /// Set between the last fragment's arrival and the handler's open.
+    reassembled: Option<Reassembled>,
     /// Half-open or closed SAs vanish at this time.
     expires: Option<Instant>,
     state: State,
@@ -555,6 +662,9 @@ impl IkeSa {
             queued: VecDeque::new(),
             next_peer_request_id: 0,
             last_response: None,
+            fragmentation: false,
+            reassembly: Reassembly::default(),
+            reassembled: None,
             expires: None,
             state: State::Closed,
         }
@@ -611,6 +721,13 @@ impl IkeSa {
             notify::NAT_DETECTION_DESTINATION_IP,
             natd::natd_hash(self.spi_i, 0, self.remote).to_vec(),
         ));
+        // RFC 7383 2.3: support is announced in the IKE_SA_INIT request.
+        if ctx.opts.fragmentation {
+            payloads.push(notify_payload(
+                notify::IKEV2_FRAGMENTATION_SUPPORTED,
+                Vec::new(),
+            ));
+        }
         let h = header(
             self.spi_i,
             0,
@@ -623,7 +740,7 @@ impl IkeSa {
             format!("sent {}", wire::summarize(&h, &payloads))
         });
         let datagram = Message::emit_plain(&h, &payloads);
-        self.start_request(ctx, 0, InFlightKind::SaInit, datagram);
+        self.start_request(ctx, 0, InFlightKind::SaInit, vec![datagram]);
     }
 
     fn start_request<R: CryptoRngCore>(
@@ -631,13 +748,18 @@ impl IkeSa {
         ctx: &mut Ctx<'_, R>,
         message_id: u32,
         kind: InFlightKind,
-        datagram: Vec<u8>,
+        datagrams: Vec<Vec<u8>>,
     ) {
-        ctx.send(self.local, self.remote, datagram.clone());
+        send_all(ctx, self.local, self.remote, &datagrams);
+        let oversized = match datagrams.as_slice() {
+            [whole] if kind != InFlightKind::SaInit => self.oversized(ctx.opts, whole.len()),
+            _ => None,
+        };
         self.in_flight = Some(InFlight {
             message_id,
             kind,
-            datagram,
+            datagrams,
+            oversized,
             transmissions: 1,
             next_at: ctx.now + backoff(ctx.opts, 1),
             suspended: false,
@@ -708,6 +830,10 @@ impl IkeSa {
             }),
             Payload::Nonce(nr.clone()),
         ];
+        // RFC 7383 2.3: a responder that supports fragmentation says so in
+        // its response to a request that offered it; only then is it used.
+        let fragmentation = ctx.opts.fragmentation
+            && has_notify(&request.payloads, notify::IKEV2_FRAGMENTATION_SUPPORTED);
         // RFC 7296 2.23: NAT detection notifies are answered only when the
         // request carried them.
         if nat.is_some() {
@@ -718,6 +844,12 @@ impl IkeSa {
             payloads.push(notify_payload(
                 notify::NAT_DETECTION_DESTINATION_IP,
                 natd::natd_hash(spi_i, spi_r, remote).to_vec(),
+            ));
+        }
+        if fragmentation {
+            payloads.push(notify_payload(
+                notify::IKEV2_FRAGMENTATION_SUPPORTED,
+                Vec::new(),
             ));
         }
         let h = header(
@@ -735,8 +867,9 @@ impl IkeSa {
         let mut sa = Self::base(id, tunnel, Role::Responder, spi_i, local, remote, ctx.now);
         sa.spi_r = spi_r;
         sa.nat = nat.unwrap_or_default();
+        sa.fragmentation = fragmentation;
         sa.expires = Some(ctx.now + ctx.opts.half_open_timeout);
-        sa.respond(ctx, 0, datagram, response.clone());
+        sa.respond(ctx, 0, datagram, vec![response.clone()]);
         sa.state = State::ExpectAuthRequest(Box::new(ExpectAuthRequest {
             keyed,
             ni: req.ni.to_vec(),
@@ -747,18 +880,20 @@ impl IkeSa {
         Ok(sa)
     }
 
-    /// Sends (and caches) the response to request `message_id`.
+    /// Sends (and caches) the response to request `message_id`: one
+    /// datagram or all its fragments. `request` is the request's datagram,
+    /// or its fragment 1.
     fn respond<R: CryptoRngCore>(
         &mut self,
         ctx: &mut Ctx<'_, R>,
         message_id: u32,
         request: &[u8],
-        response: Vec<u8>,
+        response: Vec<Vec<u8>>,
     ) {
         // RFC 7296 2.11: a response goes to the address and port the
         // request came from.
         let (local, remote) = self.request_from.unwrap_or((self.local, self.remote));
-        ctx.send(local, remote, response.clone());
+        send_all(ctx, local, remote, &response);
         self.next_peer_request_id = message_id.wrapping_add(1);
         self.last_response = Some(CachedResponse {
             message_id,
@@ -837,6 +972,9 @@ impl IkeSa {
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
         let mut d = self.expires;
         let mut consider = |t: Instant| d = Some(d.map_or(t, |x: Instant| x.min(t)));
+        if let Some(t) = self.reassembly.next_expiry() {
+            consider(t);
+        }
         if let Some(f) = &self.in_flight {
             if !f.suspended {
                 consider(f.next_at);
@@ -854,6 +992,7 @@ impl IkeSa {
     fn close(&mut self, now: Instant, linger: Option<Duration>) -> State {
         self.in_flight = None;
         self.queued.clear();
+        self.reassembly = Reassembly::default();
         self.expires = linger.map(|l| now + l);
         State::Closed
     }
@@ -939,6 +1078,7 @@ impl IkeSa {
 
     pub(crate) fn handle_timeout<R: CryptoRngCore>(&mut self, ctx: &mut Ctx<'_, R>) {
         let now = ctx.now;
+        self.reassembly.expire(now);
         let state = std::mem::replace(&mut self.state, State::Closed);
         self.state = match state {
             State::ExpectSaInitResponse(mut s) => match s.pending_error.take() {
@@ -974,6 +1114,7 @@ impl IkeSa {
             let exchange = exchange_name(f.kind);
             let tries = f.transmissions;
             let kind = f.kind;
+            let oversized = f.oversized;
             return match state {
                 State::Established(est) => {
                     self.down_events(ctx, &est, DownReason::NoResponse { exchange, tries });
@@ -985,15 +1126,23 @@ impl IkeSa {
                     for spi in self.child_spis_in_state(&state) {
                         ctx.child_spis.remove(&spi);
                     }
-                    self.fail(ctx, FailureReason::NoResponse { exchange, tries })
+                    self.fail(
+                        ctx,
+                        FailureReason::NoResponse {
+                            exchange,
+                            tries,
+                            oversized,
+                        },
+                    )
                 }
             };
         }
         // RFC 7296 2.1: retransmit the identical message, with back-off.
         f.transmissions += 1;
         f.next_at = now + backoff(ctx.opts, f.transmissions);
-        let datagram = f.datagram.clone();
-        ctx.send(self.local, self.remote, datagram);
+        // RFC 7383 2.6.1: every fragment goes again, not only lost ones.
+        let datagrams = f.datagrams.clone();
+        send_all(ctx, self.local, self.remote, &datagrams);
         state
     }
 
@@ -1016,12 +1165,18 @@ impl IkeSa {
         msg: &Message,
     ) {
         let h = &msg.header;
+        let fragment = msg.encrypted.and_then(|e| e.fragment);
         if !h.flags.response {
             // RFC 7296 2.1: a retransmitted request gets the cached response
             // again and is not processed a second time.
             if let Some(c) = &self.last_response {
                 if c.message_id == h.message_id && c.request == datagram {
-                    ctx.send(local, remote, c.response.clone());
+                    send_all(ctx, local, remote, &c.response);
+                    return;
+                }
+                // RFC 7383 2.6.1: of a retransmitted fragmented request only
+                // fragment 1 (the cached datagram) brings the response again.
+                if c.message_id == h.message_id && fragment.is_some() {
                     return;
                 }
             }
@@ -1047,6 +1202,325 @@ impl IkeSa {
                 }
             }
         }
+        let (Some(encrypted), Some(info)) = (msg.encrypted, fragment) else {
+            self.dispatch(ctx, local, remote, datagram, msg);
+            return;
+        };
+        let Some((first, whole)) = self.collect_fragment(ctx, datagram, msg, encrypted, info)
+        else {
+            return;
+        };
+        // Fragment 1 stands for the message: its header (the same in every
+        // fragment) and any unencrypted payloads (RFC 7383 2.5.3: they go
+        // in fragment 1); the inner payloads are the reassembled ones.
+        let Ok(first_msg) = Message::parse(&first) else {
+            return;
+        };
+        self.reassembled = Some(whole);
+        self.dispatch(ctx, local, remote, &first, &first_msg);
+        self.reassembled = None;
+    }
+
+    /// RFC 7383 2.6: takes one fragment of the message the window admits
+    /// (the peer's next request, or the response to ours) and, once all
+    /// are in, returns fragment 1's datagram and the reassembled message.
+    /// Only fragments whose ICV verifies are kept; what is cheap to check
+    /// (count, duplicates, a stale Total Fragments) is checked first.
+    fn collect_fragment<R>(
+        &mut self,
+        ctx: &mut Ctx<'_, R>,
+        datagram: &[u8],
+        msg: &Message,
+        encrypted: Encrypted,
+        info: FragmentInfo,
+    ) -> Option<(Vec<u8>, Reassembled)> {
+        let id = self.id;
+        let h = &msg.header;
+        let dropped = |ctx: &mut Ctx<'_, R>, why: &str| {
+            ctx.log(Some(id), || format!("dropped {}: {why}", msg.summary()));
+        };
+        if !self.fragmentation {
+            dropped(ctx, "IKE fragmentation was not negotiated (RFC 7383 2.3)");
+            return None;
+        }
+        // RFC 7383 2.5: IKE_SA_INIT is never fragmented.
+        if h.exchange == ExchangeType::IkeSaInit {
+            dropped(ctx, "IKE_SA_INIT cannot be fragmented");
+            return None;
+        }
+        if info.total > MAX_FRAGMENTS {
+            dropped(
+                ctx,
+                &format!("more than {MAX_FRAGMENTS} fragments in one message"),
+            );
+            return None;
+        }
+        self.prune_reassembly(ctx.now);
+        let response = h.flags.response;
+        let slot = if response {
+            &self.reassembly.response
+        } else {
+            &self.reassembly.request
+        };
+        if let Some(p) = slot.as_ref().filter(|p| p.is_of(h)) {
+            // RFC 7383 2.6: fewer fragments than before is an older cut of
+            // the message, whose fragments are discarded.
+            if info.total < p.total {
+                dropped(ctx, "Total Fragments lower than in earlier fragments");
+                return None;
+            }
+            let index = usize::from(info.number - 1);
+            if info.total == p.total && p.pieces.get(index).is_some_and(Option::is_some) {
+                dropped(ctx, "duplicate fragment");
+                return None;
+            }
+        }
+        let Some(keyed) = keyed_of(&self.state) else {
+            dropped(ctx, "no keys to check it with");
+            return None;
+        };
+        // RFC 7383 2.6: each fragment is authenticated on its own, and one
+        // whose ICV does not verify is discarded without a trace.
+        let Ok(plain) = keyed
+            .recv
+            .open(encrypted.aad(datagram), encrypted.sealed(datagram))
+        else {
+            dropped(ctx, "integrity check failed");
+            return None;
+        };
+        let held_elsewhere = if response {
+            self.reassembly.request.as_ref()
+        } else {
+            self.reassembly.response.as_ref()
+        }
+        .map_or(0, |p| p.bytes);
+        let slot = if response {
+            &mut self.reassembly.response
+        } else {
+            &mut self.reassembly.request
+        };
+        // RFC 7383 2.6: more fragments than before means the sender cut the
+        // message anew; reassembly starts over with this fragment.
+        if !slot
+            .as_ref()
+            .is_some_and(|p| p.is_of(h) && p.total == info.total)
+        {
+            *slot = Some(Partial {
+                message_id: h.message_id,
+                exchange: h.exchange,
+                total: info.total,
+                pieces: vec![None; usize::from(info.total)],
+                received: 0,
+                first: None,
+                bytes: 0,
+                expires: ctx.now + ctx.opts.reassembly_timeout,
+            });
+        }
+        let p = slot.as_mut()?;
+        let added = plain.len() + if info.number == 1 { datagram.len() } else { 0 };
+        if held_elsewhere + p.bytes + added > MAX_REASSEMBLY_BYTES {
+            *slot = None;
+            dropped(
+                ctx,
+                &format!(
+                    "the message outgrows the {MAX_REASSEMBLY_BYTES} bytes of reassembly an IKE SA \
+                     may hold; its fragments are discarded"
+                ),
+            );
+            return None;
+        }
+        ctx.log(Some(id), || format!("received {}", msg.summary()));
+        p.bytes += added;
+        if info.number == 1 {
+            p.first = Some((datagram.to_vec(), encrypted.first_inner));
+        }
+        p.pieces[usize::from(info.number - 1)] = Some(plain);
+        p.received += 1;
+        if p.received < p.total {
+            return None;
+        }
+        let p = slot.take()?;
+        let (first, first_inner) = p.first?;
+        let mut plaintext = Vec::with_capacity(p.bytes);
+        for piece in p.pieces.into_iter().flatten() {
+            plaintext.extend_from_slice(&piece);
+        }
+        Some((
+            first,
+            Reassembled {
+                first_inner,
+                plaintext,
+                fragments: p.total,
+            },
+        ))
+    }
+
+    /// Drops reassemblies that timed out or that the window no longer
+    /// admits (a request already answered, a response no longer awaited).
+    fn prune_reassembly(&mut self, now: Instant) {
+        self.reassembly.expire(now);
+        if self
+            .reassembly
+            .request
+            .as_ref()
+            .is_some_and(|p| p.message_id != self.next_peer_request_id)
+        {
+            self.reassembly.request = None;
+        }
+        let awaited = self.in_flight.as_ref().map(|f| f.message_id);
+        if self
+            .reassembly
+            .response
+            .as_ref()
+            .is_some_and(|p| Some(p.message_id) != awaited)
+        {
+            self.reassembly.response = None;
+        }
+    }
+
+    /// Fragments held for reassembly and their bytes, for tests.
+    pub(crate) fn reassembly_held(&self) -> (usize, usize) {
+        let fragments = self
+            .reassembly
+            .slots()
+            .map(|p| usize::from(p.received))
+            .sum();
+        (fragments, self.reassembly.bytes())
+    }
+
+    /// What this SA's datagrams carry besides the IKE message: the IP and
+    /// UDP headers, and the non-ESP marker on the NAT-T port (RFC 3948 2.2).
+    fn framing(&self, opts: &EndpointOptions) -> usize {
+        let ip = match self.remote.ip() {
+            IpAddr::V4(_) => 20,
+            IpAddr::V6(_) => 40,
+        };
+        let marker = if self.local.port() == opts.natt_port {
+            wire::NON_ESP_MARKER.len()
+        } else {
+            0
+        };
+        ip + UDP_HEADER_LEN + marker
+    }
+
+    /// An IKE message of `len` bytes sent whole, if it is larger than the
+    /// fragment size because fragmentation was not negotiated.
+    fn oversized(&self, opts: &EndpointOptions, len: usize) -> Option<Oversized> {
+        let bytes = self.framing(opts) + len;
+        (!self.fragmentation && bytes > usize::from(opts.fragment_size)).then_some(Oversized {
+            bytes,
+            fragment_size: opts.fragment_size,
+            disabled_locally: !opts.fragmentation,
+        })
+    }
+
+    /// Seals a message of this SA, logging its summary (never its
+    /// contents): into one datagram, or into fragments when it would take
+    /// an IP datagram larger than the fragment size and both ends offered
+    /// fragmentation (RFC 7383 2.5: only then, and only encrypted
+    /// messages).
+    fn seal_logged<R: CryptoRngCore>(
+        &self,
+        ctx: &mut Ctx<'_, R>,
+        keyed: &mut Keyed,
+        header: &Header,
+        payloads: &[Payload],
+    ) -> Option<Vec<Vec<u8>>> {
+        let mut plain = Vec::new();
+        let first_inner = wire::emit_payloads(payloads, &mut plain);
+        let whole = HEADER_LEN + wire::GENERIC_HEADER_LEN + keyed.send.sealed_len(plain.len());
+        let framing = self.framing(ctx.opts);
+        let limit = usize::from(ctx.opts.fragment_size);
+        if self.fragmentation && framing + whole > limit {
+            let room = fragment_room(&keyed.send, limit.saturating_sub(framing));
+            let fragments = keyed.seal_fragments(ctx.rng, header, first_inner, &plain, room)?;
+            ctx.log(Some(self.id), || {
+                format!(
+                    "sent {} in {} fragments",
+                    wire::summarize(header, payloads),
+                    fragments.len()
+                )
+            });
+            return Some(fragments);
+        }
+        if let Some(o) = self.oversized(ctx.opts, whole) {
+            // Said whatever `log_messages` is: it explains a failure.
+            ctx.out.log(
+                Some(self.id),
+                format!(
+                    "{} {} {} takes an IP datagram of {} bytes, more than the fragment size {}, \
+                     and goes unfragmented because {}: the IP layer fragments it, and a path \
+                     that drops IP fragments loses it",
+                    header.exchange.name(),
+                    if header.flags.response {
+                        "response"
+                    } else {
+                        "request"
+                    },
+                    header.message_id,
+                    o.bytes,
+                    o.fragment_size,
+                    o.why_whole()
+                ),
+            );
+        }
+        ctx.log(Some(self.id), || {
+            format!("sent {}", wire::summarize(header, payloads))
+        });
+        keyed
+            .seal(ctx.rng, header, first_inner, &plain)
+            .map(|d| vec![d])
+    }
+
+    /// Opens a message of this SA (or takes the one just reassembled from
+    /// fragments), logging what it held or why it was dropped.
+    fn open_logged<R>(
+        &mut self,
+        ctx: &mut Ctx<'_, R>,
+        keyed: &Keyed,
+        datagram: &[u8],
+        msg: &Message,
+    ) -> Opened {
+        let reassembled = self.reassembled.take();
+        let fragments = reassembled.as_ref().map(|r| r.fragments);
+        let opened = match reassembled {
+            Some(r) => match wire::parse_payloads(r.first_inner, &r.plaintext) {
+                Ok(p) => Opened::Payloads(p),
+                Err(e) => Opened::Malformed(e),
+            },
+            None => keyed.open(datagram, msg),
+        };
+        let id = Some(self.id);
+        let from = fragments.map_or(String::new(), |n| {
+            format!(" (reassembled from {n} fragments)")
+        });
+        match &opened {
+            Opened::Payloads(p) => ctx.log(id, || {
+                format!("received {}{from}", wire::summarize(&msg.header, p))
+            }),
+            Opened::Malformed(e) => ctx.log(id, || {
+                format!(
+                    "received {}{from}: inner payloads malformed: {e}",
+                    msg.summary()
+                )
+            }),
+            Opened::Drop => ctx.log(id, || {
+                format!("dropped {}: integrity check failed", msg.summary())
+            }),
+        }
+        opened
+    }
+
+    /// Hands a whole message (one datagram, or reassembled) to the state.
+    fn dispatch<R: CryptoRngCore>(
+        &mut self,
+        ctx: &mut Ctx<'_, R>,
+        local: SocketAddr,
+        remote: SocketAddr,
+        datagram: &[u8],
+        msg: &Message,
+    ) {
+        let h = &msg.header;
         self.request_from = Some((local, remote));
         let state = std::mem::replace(&mut self.state, State::Closed);
         let response = h.flags.response;
@@ -1066,7 +1540,7 @@ impl IkeSa {
             }
             State::Established(s) => self.on_response(ctx, s, local, remote, datagram, msg),
             State::Deleting(mut s) if response => {
-                match open_logged(ctx, self.id, &s.keyed, datagram, msg) {
+                match self.open_logged(ctx, &s.keyed, datagram, msg) {
                     Opened::Payloads(_) | Opened::Malformed(_) => {
                         let answered = self.in_flight.take();
                         if answered
@@ -1089,7 +1563,7 @@ impl IkeSa {
                 // SA is gone: stop retransmitting ours (RFC 7296 2.25.2
                 // treats crossing deletes the same way for Child SAs).
                 let mut peer_deletes = false;
-                if let Opened::Payloads(p) = open_logged(ctx, self.id, &s.keyed, datagram, msg) {
+                if let Opened::Payloads(p) = self.open_logged(ctx, &s.keyed, datagram, msg) {
                     let h2 = header(
                         self.spi_i,
                         self.spi_r,
@@ -1098,7 +1572,7 @@ impl IkeSa {
                         true,
                         h.message_id,
                     );
-                    if let Some(resp) = seal_logged(ctx, self.id, &mut s.keyed, &h2, &[]) {
+                    if let Some(resp) = self.seal_logged(ctx, &mut s.keyed, &h2, &[]) {
                         self.respond(ctx, h.message_id, datagram, resp);
                     }
                     peer_deletes = p
@@ -1265,6 +1739,9 @@ impl IkeSa {
         self.spi_r = spi_r;
         self.local = local;
         self.remote = remote;
+        // RFC 7383 2.3: fragmentation is used only if both ends offered it.
+        self.fragmentation =
+            ctx.opts.fragmentation && has_notify(p, notify::IKEV2_FRAGMENTATION_SUPPORTED);
         let src: Vec<&[u8]> = notifies(p, notify::NAT_DETECTION_SOURCE_IP)
             .map(|n| n.data.as_slice())
             .collect();
@@ -1286,7 +1763,7 @@ impl IkeSa {
         let sa_init_request = self
             .in_flight
             .take()
-            .map(|f| f.datagram)
+            .and_then(|f| f.datagrams.into_iter().next())
             .unwrap_or_default();
         let child_spi = ctx.alloc_child_spi();
         let idi = id_payload(&t.local_identity);
@@ -1326,7 +1803,7 @@ impl IkeSa {
             false,
             1,
         );
-        let Some(request) = seal_logged(ctx, self.id, &mut keyed, &h, &payloads) else {
+        let Some(request) = self.seal_logged(ctx, &mut keyed, &h, &payloads) else {
             ctx.child_spis.remove(&child_spi);
             return Err(FailureReason::KeyExchange {
                 detail: "sealing IKE_AUTH failed".into(),
@@ -1380,7 +1857,7 @@ impl IkeSa {
         datagram: &[u8],
         msg: &Message,
     ) -> State {
-        let payloads = match open_logged(ctx, self.id, &s.keyed, datagram, msg) {
+        let payloads = match self.open_logged(ctx, &s.keyed, datagram, msg) {
             Opened::Drop => return State::ExpectAuthResponse(s),
             Opened::Malformed(e) => {
                 ctx.child_spis.remove(&s.child_spi);
@@ -1440,14 +1917,13 @@ impl IkeSa {
                 false,
                 self.next_request_id,
             );
-            if let Some(m) = seal_logged(
+            if let Some(m) = self.seal_logged(
                 ctx,
-                self.id,
                 &mut s.keyed,
                 &h,
                 &[notify_payload(notify::AUTHENTICATION_FAILED, Vec::new())],
             ) {
-                ctx.send(self.local, self.remote, m);
+                send_all(ctx, self.local, self.remote, &m);
             }
             ctx.child_spis.remove(&s.child_spi);
             return self.fail(ctx, reason);
@@ -1640,7 +2116,7 @@ impl IkeSa {
         msg: &Message,
     ) -> State {
         let message_id = msg.header.message_id;
-        let payloads = match open_logged(ctx, self.id, &s.keyed, datagram, msg) {
+        let payloads = match self.open_logged(ctx, &s.keyed, datagram, msg) {
             Opened::Drop => return State::ExpectAuthRequest(s),
             Opened::Malformed(e) => {
                 self.follow_peer(ctx, local, remote, false);
@@ -1812,7 +2288,7 @@ impl IkeSa {
             true,
             message_id,
         );
-        let Some(sealed) = seal_logged(ctx, self.id, &mut s.keyed, &h, &response) else {
+        let Some(sealed) = self.seal_logged(ctx, &mut s.keyed, &h, &response) else {
             return State::ExpectAuthRequest(s);
         };
         self.respond(ctx, message_id, datagram, sealed);
@@ -1916,13 +2392,8 @@ impl IkeSa {
             true,
             message_id,
         );
-        if let Some(sealed) = seal_logged(
-            ctx,
-            self.id,
-            keyed,
-            &h,
-            &[notify_payload(notify_type, data)],
-        ) {
+        if let Some(sealed) = self.seal_logged(ctx, keyed, &h, &[notify_payload(notify_type, data)])
+        {
             self.respond(ctx, message_id, request, sealed);
         }
         let tunnel = self.tunnel;
@@ -1946,16 +2417,15 @@ impl IkeSa {
         let reply_header = header(
             self.spi_i, self.spi_r, h.exchange, self.role, true, message_id,
         );
-        let payloads = match open_logged(ctx, self.id, &est.keyed, datagram, msg) {
+        let payloads = match self.open_logged(ctx, &est.keyed, datagram, msg) {
             Opened::Drop => return State::Established(est),
             Opened::Malformed(e) => {
                 let mut data = Vec::new();
                 if let wire::WireError::UnsupportedCriticalPayload { payload_type } = e {
                     data.push(payload_type);
                 }
-                if let Some(r) = seal_logged(
+                if let Some(r) = self.seal_logged(
                     ctx,
-                    self.id,
                     &mut est.keyed,
                     &reply_header,
                     &[notify_payload(e.notify_type(), data)],
@@ -2012,7 +2482,7 @@ impl IkeSa {
                 }
                 // RFC 7296 1.4.1: a DELETE of the IKE SA is answered with an
                 // empty INFORMATIONAL response; so is a liveness check.
-                if let Some(r) = seal_logged(ctx, self.id, &mut est.keyed, &reply_header, &reply) {
+                if let Some(r) = self.seal_logged(ctx, &mut est.keyed, &reply_header, &reply) {
                     self.respond(ctx, message_id, datagram, r);
                 }
                 if delete_ike || peer_auth_failed {
@@ -2043,9 +2513,8 @@ impl IkeSa {
             // CREATE_CHILD_SA is parsed and refused until rekeying exists
             // (RFC 7296 1.3: NO_ADDITIONAL_SAS).
             ExchangeType::CreateChildSa => {
-                if let Some(r) = seal_logged(
+                if let Some(r) = self.seal_logged(
                     ctx,
-                    self.id,
                     &mut est.keyed,
                     &reply_header,
                     &[notify_payload(notify::NO_ADDITIONAL_SAS, Vec::new())],
@@ -2055,9 +2524,8 @@ impl IkeSa {
                 State::Established(est)
             }
             ExchangeType::IkeSaInit | ExchangeType::IkeAuth => {
-                if let Some(r) = seal_logged(
+                if let Some(r) = self.seal_logged(
                     ctx,
-                    self.id,
                     &mut est.keyed,
                     &reply_header,
                     &[notify_payload(notify::INVALID_SYNTAX, Vec::new())],
@@ -2080,7 +2548,7 @@ impl IkeSa {
         datagram: &[u8],
         msg: &Message,
     ) -> State {
-        match open_logged(ctx, self.id, &est.keyed, datagram, msg) {
+        match self.open_logged(ctx, &est.keyed, datagram, msg) {
             Opened::Drop => return State::Established(est),
             Opened::Malformed(_) | Opened::Payloads(_) => {}
         }
@@ -2218,7 +2686,7 @@ impl IkeSa {
             false,
             id,
         );
-        if let Some(m) = seal_logged(ctx, self.id, &mut est.keyed, &h, &payloads) {
+        if let Some(m) = self.seal_logged(ctx, &mut est.keyed, &h, &payloads) {
             self.start_request(ctx, id, InFlightKind::After(req), m);
         }
     }
@@ -2322,12 +2790,7 @@ impl IkeSa {
 
     /// The keys and algorithms, from IKE_SA_INIT's end to the SA's.
     fn keyed(&self) -> Option<&Keyed> {
-        match &self.state {
-            State::ExpectAuthResponse(s) => Some(&s.keyed),
-            State::ExpectAuthRequest(s) => Some(&s.keyed),
-            State::Established(s) | State::Deleting(s) => Some(&s.keyed),
-            _ => None,
-        }
+        keyed_of(&self.state)
     }
 
     /// What Wireshark needs to decrypt this SA's messages (see
@@ -2344,6 +2807,16 @@ impl IkeSa {
             sk_ai: k.keys.sk_ai.clone(),
             sk_ar: k.keys.sk_ar.clone(),
         })
+    }
+}
+
+/// The keys of an SA in `state`, from IKE_SA_INIT's end to the SA's.
+fn keyed_of(state: &State) -> Option<&Keyed> {
+    match state {
+        State::ExpectAuthResponse(s) => Some(&s.keyed),
+        State::ExpectAuthRequest(s) => Some(&s.keyed),
+        State::Established(s) | State::Deleting(s) => Some(&s.keyed),
+        State::ExpectSaInitResponse(_) | State::Closed => None,
     }
 }
 

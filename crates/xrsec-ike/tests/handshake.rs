@@ -814,8 +814,8 @@ fn the_log_summarizes_every_message_sent_and_received() {
     assert_eq!(
         lines,
         vec![
-            "sent IKE_SA_INIT request 0 [ SA KE No N(NATD_S_IP) N(NATD_D_IP) ]",
-            "received IKE_SA_INIT response 0 [ SA KE No N(NATD_S_IP) N(NATD_D_IP) ]",
+            "sent IKE_SA_INIT request 0 [ SA KE No N(NATD_S_IP) N(NATD_D_IP) N(FRAG_SUP) ]",
+            "received IKE_SA_INIT response 0 [ SA KE No N(NATD_S_IP) N(NATD_D_IP) N(FRAG_SUP) ]",
             "sent IKE_AUTH request 1 [ IDi N(INIT_CONTACT) AUTH SA TSi TSr ]",
             "received IKE_AUTH response 1 [ IDr AUTH SA TSi TSr ]",
         ]
@@ -823,8 +823,8 @@ fn the_log_summarizes_every_message_sent_and_received() {
     assert_eq!(
         b_lines,
         vec![
-            "received IKE_SA_INIT request 0 [ SA KE No N(NATD_S_IP) N(NATD_D_IP) ] from 10.99.0.1:500",
-            "sent IKE_SA_INIT response 0 [ SA KE No N(NATD_S_IP) N(NATD_D_IP) ]",
+            "received IKE_SA_INIT request 0 [ SA KE No N(NATD_S_IP) N(NATD_D_IP) N(FRAG_SUP) ] from 10.99.0.1:500",
+            "sent IKE_SA_INIT response 0 [ SA KE No N(NATD_S_IP) N(NATD_D_IP) N(FRAG_SUP) ]",
             "received IKE_AUTH request 1 [ IDi N(INIT_CONTACT) AUTH SA TSi TSr ]",
             "sent IKE_AUTH response 1 [ IDr AUTH SA TSi TSr ]",
         ]
