@@ -301,6 +301,8 @@ struct Decoded {
     malformed: usize,
     bad_checksums: usize,
     good_tcp_checksums: usize,
+    /// tshark's lines of the packets with a bad checksum, for the message.
+    bad_lines: Vec<String>,
 }
 
 fn tshark_decode(lab: &Lab, pcap: &str, s: &Suite, k: &Keys) -> Decoded {
@@ -370,6 +372,7 @@ fn tshark_decode(lab: &Lab, pcap: &str, s: &Suite, k: &Keys) -> Decoded {
         malformed: 0,
         bad_checksums: 0,
         good_tcp_checksums: 0,
+        bad_lines: Vec::new(),
     };
     for line in text.lines() {
         let f: Vec<&str> = line.split('|').collect();
@@ -390,7 +393,11 @@ fn tshark_decode(lab: &Lab, pcap: &str, s: &Suite, k: &Keys) -> Decoded {
         d.echo_reply += usize::from(f[4] == "0");
         d.tcp += usize::from(f[5] == "5201" || f[6] == "5201");
         // Wireshark's checksum status: 0 bad, 1 good, 2 unverified.
-        d.bad_checksums += usize::from(f[8] == "0") + usize::from(f[9] == "0");
+        let bad = usize::from(f[8] == "0") + usize::from(f[9] == "0");
+        d.bad_checksums += bad;
+        if bad > 0 {
+            d.bad_lines.push(line.to_string());
+        }
         d.good_tcp_checksums += usize::from(f[8] == "1");
     }
     d
@@ -545,7 +552,11 @@ fn run_case(
     assert!(dec.tcp > 700, "{name}: {} TCP segments decoded", dec.tcp);
     assert_eq!(dec.malformed, 0, "{name}");
     // Our TSO segmentation writes every segment's IPv4 and TCP checksums.
-    assert_eq!(dec.bad_checksums, 0, "{name}: inner checksums");
+    assert_eq!(
+        dec.bad_checksums, 0,
+        "{name}: inner checksums; packets (spi|icv good|icv bad|next header|icmp type|tcp ports|malformed|tcp csum|ip csum):\n{}",
+        dec.bad_lines.join("\n")
+    );
     assert!(
         dec.good_tcp_checksums > 700,
         "{name}: {} good TCP checksums",
