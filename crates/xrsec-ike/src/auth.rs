@@ -1,6 +1,7 @@
-//! Pre-shared key authentication (RFC 7296 2.15).
+//! Pre-shared key authentication (RFC 7296 2.15), and the octets a
+//! signature covers (RFC 7296 2.15, RFC 7427 3).
 //!
-//! AUTH = prf(prf(Shared Secret, "Key Pad for IKEv2"), <SignedOctets>), where
+//! AUTH = prf(prf(Shared Secret, "Key Pad for IKEv2"), `<SignedOctets>`), where
 //! the initiator's SignedOctets are RealMessage1 | NonceRData |
 //! prf(SK_pi, RestOfInitIDPayload) and the responder's RealMessage2 |
 //! NonceIData | prf(SK_pr, RestOfRespIDPayload). The received value is
@@ -25,16 +26,22 @@ pub(crate) struct SignedOctets<'a> {
     pub id_body: &'a [u8],
 }
 
-/// The AUTH payload data for `psk` over `octets`.
-pub(crate) fn psk_auth(prf_id: PrfId, psk: &SecretBytes, octets: &SignedOctets<'_>) -> SecretBytes {
+/// RFC 7296 2.15: RealMessage | Nonce | prf(SK_p, RestOfIDPayload), the
+/// octets a PSK MACs and a signature (methods 1 and 14) signs.
+pub(crate) fn signed_octets(prf_id: PrfId, octets: &SignedOctets<'_>) -> Vec<u8> {
     let maced_id = prf(prf_id, octets.sk_p.as_bytes(), octets.id_body);
-    let key = prf(prf_id, psk.as_bytes(), KEY_PAD);
     let mut signed =
         Vec::with_capacity(octets.real_message.len() + octets.peer_nonce.len() + maced_id.len());
     signed.extend_from_slice(octets.real_message);
     signed.extend_from_slice(octets.peer_nonce);
     signed.extend_from_slice(maced_id.as_bytes());
-    prf(prf_id, key.as_bytes(), &signed)
+    signed
+}
+
+/// The AUTH payload data for `psk` over `octets`.
+pub(crate) fn psk_auth(prf_id: PrfId, psk: &SecretBytes, octets: &SignedOctets<'_>) -> SecretBytes {
+    let key = prf(prf_id, psk.as_bytes(), KEY_PAD);
+    prf(prf_id, key.as_bytes(), &signed_octets(prf_id, octets))
 }
 
 /// Whether `received` is the AUTH the peer should have computed with `psk`.

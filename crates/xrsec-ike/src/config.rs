@@ -3,11 +3,14 @@
 //!
 //! Invariants: a [`TunnelConfig`] holds only transforms xrsec-crypto
 //! implements, at least one IKE proposal and one ESP suite (checked by
-//! [`TunnelConfig::validate`], which [`from_tunnel`] runs), and its pre-shared
-//! keys live in [`SecretBytes`] (zeroized on drop, never printed).
+//! [`TunnelConfig::validate`], which [`from_tunnel`] runs), its pre-shared
+//! keys live in [`SecretBytes`] (zeroized on drop, never printed), and its
+//! private key, if any, is never printed either. This crate reads no files:
+//! a trustpoint's PEM files reach it loaded, as a [`LoadedTrustpoint`].
 
 use core::fmt;
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use xrsec_config as cfg;
@@ -147,6 +150,112 @@ impl fmt::Display for IdentityMatch {
     }
 }
 
+/// How we prove our identity in IKE_AUTH.
+#[derive(Clone, Default)]
+#[non_exhaustive]
+pub enum LocalAuth {
+    /// A MAC with [`TunnelConfig::psk_local`] (AUTH method 2).
+    #[default]
+    Psk,
+    /// A signature with `key` (AUTH method 14, or 1 for a peer that sent no
+    /// SIGNATURE_HASH_ALGORITHMS), the certificates sent as CERT payloads:
+    /// end entity first, then intermediates up to (not including) the root.
+    Certificate {
+        /// Our private key; never printed (its Debug says only its kind).
+        key: Arc<xrsec_pki::PrivateKey>,
+        /// Our end-entity certificate, then its intermediates.
+        chain: Vec<xrsec_pki::Certificate>,
+    },
+}
+
+impl LocalAuth {
+    /// "PSK" or "RSA", as `show crypto ikev2 sa detail` names it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Psk => "PSK",
+            Self::Certificate { .. } => "RSA",
+        }
+    }
+}
+
+impl fmt::Debug for LocalAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Psk => f.write_str("Psk"),
+            // Only the subjects: the key stays out of every log line.
+            Self::Certificate { chain, .. } => f
+                .debug_struct("Certificate")
+                .field(
+                    "chain",
+                    &chain.iter().map(|c| c.subject()).collect::<Vec<_>>(),
+                )
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
+/// How the peer must prove its identity in IKE_AUTH.
+#[derive(Clone, Default)]
+#[non_exhaustive]
+pub enum RemoteAuth {
+    /// A MAC with [`TunnelConfig::psk_remote`] (AUTH method 2).
+    #[default]
+    Psk,
+    /// A signature (AUTH method 1 or 14) by the key of a certificate that
+    /// chains to `trust_anchor` and vouches for the peer's IKE identity.
+    Certificate {
+        /// The CA the peer's chain must end at (the `pki trustpoint`).
+        trust_anchor: Arc<xrsec_pki::TrustAnchor>,
+    },
+}
+
+impl RemoteAuth {
+    /// "PSK" or "RSA", as `show crypto ikev2 sa detail` names it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Psk => "PSK",
+            Self::Certificate { .. } => "RSA",
+        }
+    }
+}
+
+impl fmt::Debug for RemoteAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Psk => f.write_str("Psk"),
+            Self::Certificate { trust_anchor } => f
+                .debug_struct("Certificate")
+                .field("trust_anchor", &trust_anchor.subject())
+                .finish(),
+        }
+    }
+}
+
+/// A `crypto ca trustpoint`'s material, loaded by the daemon with
+/// xrsec-pki's loaders (`load_certificates`, `load_private_key`) for
+/// [`from_tunnel_with_pki`].
+#[derive(Clone)]
+pub struct LoadedTrustpoint {
+    /// `ca-certificate`: the CA peers' certificates must chain to.
+    pub ca: Arc<xrsec_pki::TrustAnchor>,
+    /// `certificate`: our end entity first, then any intermediates.
+    pub chain: Vec<xrsec_pki::Certificate>,
+    /// `private-key`: the key of `chain[0]`.
+    pub key: Arc<xrsec_pki::PrivateKey>,
+}
+
+impl fmt::Debug for LoadedTrustpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoadedTrustpoint")
+            .field("ca", &self.ca.subject())
+            .field(
+                "chain",
+                &self.chain.iter().map(|c| c.subject()).collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
 /// Everything the negotiator needs for one tunnel interface.
 #[derive(Clone)]
 pub struct TunnelConfig {
@@ -186,6 +295,11 @@ pub struct TunnelConfig {
     pub replay_window: u32,
     /// Send INITIAL_CONTACT in our first IKE_AUTH to this peer (RFC 7296 2.4).
     pub initial_contact: bool,
+    /// How we authenticate (`authentication local`); PSK by default.
+    pub local_auth: LocalAuth,
+    /// How the peer must authenticate (`authentication remote`); PSK by
+    /// default.
+    pub remote_auth: RemoteAuth,
 }
 
 impl fmt::Debug for TunnelConfig {
@@ -203,6 +317,8 @@ impl fmt::Debug for TunnelConfig {
             .field("local_identity", &self.local_identity)
             .field("remote_identity", &self.remote_identity)
             .field("esp_suites", &self.esp_suites)
+            .field("local_auth", &self.local_auth)
+            .field("remote_auth", &self.remote_auth)
             .finish_non_exhaustive()
     }
 }
@@ -238,7 +354,16 @@ impl TunnelConfig {
             sa_lifetime_kilobytes: None,
             replay_window: cfg::DEFAULT_REPLAY_WINDOW,
             initial_contact: true,
+            local_auth: LocalAuth::Psk,
+            remote_auth: RemoteAuth::Psk,
         }
+    }
+
+    /// Whether either side authenticates with a certificate: the tunnel
+    /// then announces SIGNATURE_HASH_ALGORITHMS (RFC 7427 4).
+    pub fn uses_certificates(&self) -> bool {
+        matches!(self.local_auth, LocalAuth::Certificate { .. })
+            || matches!(self.remote_auth, RemoteAuth::Certificate { .. })
     }
 
     /// Checks what the negotiator relies on: proposals with every mandatory
@@ -295,8 +420,8 @@ pub enum ConfigError {
         /// "local" or "remote".
         direction: &'static str,
     },
-    /// A side authenticates with something other than a pre-shared key
-    /// (RSA signatures are a later issue).
+    /// A side authenticates with `rsa-signature` but no loaded trustpoint
+    /// was given, or the profile names no method at all.
     UnsupportedAuthentication,
     /// The ikev2 policy lists no proposal.
     NoIkeProposal,
@@ -324,7 +449,7 @@ impl fmt::Display for ConfigError {
                 write!(f, "the keyring peer has no {direction} pre-shared key")
             }
             Self::UnsupportedAuthentication => f.write_str(
-                "only `authentication local pre-shared` (and remote pre-shared) is supported",
+                "`authentication rsa-signature` needs the `pki trustpoint`'s CA certificate, certificate and private key loaded, and `authentication local` must be set",
             ),
             Self::NoIkeProposal => f.write_str("the ikev2 policy lists no usable proposal"),
             Self::IncompleteProposal => f.write_str(
@@ -404,29 +529,73 @@ fn psk_bytes(
 
 /// Maps a resolved tunnel of the configuration to the negotiator's terms.
 /// `local` is the tunnel's source address (the daemon resolves an interface
-/// name first).
+/// name first). A profile with `rsa-signature` on either side needs
+/// [`from_tunnel_with_pki`].
 pub fn from_tunnel(
     view: &cfg::TunnelView<'_>,
     local: Ipv4Addr,
 ) -> Result<TunnelConfig, ConfigError> {
+    from_tunnel_with_pki(view, local, None)
+}
+
+/// [`from_tunnel`] with the material of the profile's `pki trustpoint`,
+/// which `authentication local rsa-signature` (our key and certificates)
+/// and `authentication remote rsa-signature` (the CA) use. A keyring peer
+/// is needed only for a side that uses `pre-shared`; without one, the peer
+/// is accepted from the tunnel destination only.
+pub fn from_tunnel_with_pki(
+    view: &cfg::TunnelView<'_>,
+    local: Ipv4Addr,
+    pki: Option<&LoadedTrustpoint>,
+) -> Result<TunnelConfig, ConfigError> {
     let itf = view.interface;
     let (remote, _) = itf.destination.ok_or(ConfigError::NoDestination)?;
     let ike = view.ikev2_profile;
-    if ike.auth_local != Some(cfg::AuthMethod::PreShared)
-        || ike.remote_auth() != Some(cfg::AuthMethod::PreShared)
-    {
-        return Err(ConfigError::UnsupportedAuthentication);
+    let uses = |m: Option<cfg::AuthMethod>| match m {
+        Some(cfg::AuthMethod::PreShared) => Ok(false),
+        Some(cfg::AuthMethod::RsaSignature) if pki.is_some() => Ok(true),
+        _ => Err(ConfigError::UnsupportedAuthentication),
+    };
+    let local_rsa = uses(ike.auth_local)?;
+    let remote_rsa = uses(ike.remote_auth())?;
+    let peer = view.peer();
+    if peer.is_none() && !(local_rsa && remote_rsa) {
+        return Err(ConfigError::NoKeyringPeer {
+            destination: remote,
+        });
     }
-    let peer = view.peer().ok_or(ConfigError::NoKeyringPeer {
-        destination: remote,
-    })?;
     let peer_range = peer
-        .address
+        .and_then(|p| p.address)
         .map(|(net, _)| Ipv4Prefix {
             addr: net.addr,
             prefix_len: net.prefix_len,
         })
         .unwrap_or_else(|| Ipv4Prefix::host(remote));
+    let (local_auth, psk_local) = match pki {
+        Some(tp) if local_rsa => (
+            LocalAuth::Certificate {
+                key: tp.key.clone(),
+                chain: tp.chain.clone(),
+            },
+            SecretBytes::new(&[]),
+        ),
+        _ => (
+            LocalAuth::Psk,
+            psk_bytes(peer.and_then(|p| p.local_key()), "local")?,
+        ),
+    };
+    let (remote_auth, psk_remote) = match pki {
+        Some(tp) if remote_rsa => (
+            RemoteAuth::Certificate {
+                trust_anchor: tp.ca.clone(),
+            },
+            SecretBytes::new(&[]),
+        ),
+        _ => (
+            RemoteAuth::Psk,
+            psk_bytes(peer.and_then(|p| p.remote_key()), "remote")?,
+        ),
+    };
     let ike_proposals = view
         .proposals
         .iter()
@@ -464,8 +633,8 @@ pub fn from_tunnel(
         remote,
         peer_range,
         ike_proposals,
-        psk_local: psk_bytes(peer.local_key(), "local")?,
-        psk_remote: psk_bytes(peer.remote_key(), "remote")?,
+        psk_local,
+        psk_remote,
         local_identity: Identity::Ipv4(local),
         remote_identity,
         ike_lifetime: ike.lifetime(),
@@ -475,6 +644,8 @@ pub fn from_tunnel(
         sa_lifetime_kilobytes: ipsec.sa_lifetime_kilobytes,
         replay_window: ipsec.replay_window_size(),
         initial_contact: true,
+        local_auth,
+        remote_auth,
     };
     tunnel.validate()?;
     Ok(tunnel)
@@ -528,5 +699,102 @@ mod tests {
         });
         assert!(r.matches(&Identity::Ipv4("10.1.200.3".parse().unwrap())));
         assert!(!r.matches(&Identity::Ipv4("10.2.0.3".parse().unwrap())));
+    }
+
+    /// strongSwan's test chain from xrsec-pki's fixtures (CN=10.99.0.2).
+    fn swan_trustpoint() -> LoadedTrustpoint {
+        let data = |name: &str| {
+            std::fs::read(
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("../xrsec-pki/tests/data")
+                    .join(name),
+            )
+            .unwrap()
+        };
+        LoadedTrustpoint {
+            ca: Arc::new(xrsec_pki::TrustAnchor::from_der(&data("swan-ca.der")).unwrap()),
+            chain: xrsec_pki::parse_certificates("swan-peer.crt", &data("swan-peer.crt")).unwrap(),
+            key: Arc::new(
+                xrsec_pki::parse_private_key("swan-peer.key", &data("swan-peer.key")).unwrap(),
+            ),
+        }
+    }
+
+    /// router1.conf with `authentication` lines replaced by `auth` and a
+    /// trustpoint named by the profile; with `keyring` false, the profile
+    /// names no keyring.
+    fn router1_with(auth: &str, keyring: bool) -> String {
+        let mut text = ROUTER1.replace(
+            " authentication local pre-shared\n",
+            &format!("{auth} pki trustpoint tp_lab\n"),
+        );
+        if !keyring {
+            text = text.replace(" keyring key_mgmt_P1\n", "");
+        }
+        text.push_str(
+            "crypto ca trustpoint tp_lab\n ca-certificate /etc/xrsec/ca.pem\n certificate /etc/xrsec/r1.pem\n private-key /etc/xrsec/r1.key\nexit\n",
+        );
+        text
+    }
+
+    fn tunnel_of(text: &str, pki: Option<&LoadedTrustpoint>) -> Result<TunnelConfig, ConfigError> {
+        let parsed = cfg::parse_str("router1.conf", text);
+        let errors: Vec<String> = parsed
+            .diagnostics
+            .iter()
+            .filter(|d| d.is_error())
+            .map(|d| d.to_string())
+            .collect();
+        let config = parsed.config.unwrap_or_else(|| panic!("{errors:?}"));
+        let views = config.tunnels();
+        from_tunnel_with_pki(&views[0], "10.99.0.1".parse().unwrap(), pki)
+    }
+
+    #[test]
+    fn rsa_signature_both_ways_takes_key_chain_and_ca_from_the_loaded_trustpoint() {
+        let tp = swan_trustpoint();
+        let text = router1_with(
+            " authentication local rsa-signature\n authentication remote rsa-signature\n",
+            false,
+        );
+        let t = tunnel_of(&text, Some(&tp)).unwrap();
+        assert!(matches!(&t.local_auth, LocalAuth::Certificate { chain, .. }
+            if chain.len() == 1 && chain[0].subject() == tp.chain[0].subject()));
+        assert!(
+            matches!(&t.remote_auth, RemoteAuth::Certificate { trust_anchor }
+            if trust_anchor.subject() == tp.ca.subject())
+        );
+        // No keyring: the peer is accepted from the tunnel destination only.
+        assert_eq!(t.peer_range, Ipv4Prefix::host("10.99.0.2".parse().unwrap()));
+        assert_eq!(t.psk_local, SecretBytes::new(&[]));
+        assert!(format!("{tp:?}").contains("xrsec lab CA"));
+    }
+
+    #[test]
+    fn mixed_authentication_keeps_the_pre_shared_key_for_its_direction() {
+        let tp = swan_trustpoint();
+        let text = router1_with(
+            " authentication local rsa-signature\n authentication remote pre-shared\n",
+            true,
+        );
+        let t = tunnel_of(&text, Some(&tp)).unwrap();
+        assert_eq!(t.local_auth.name(), "RSA");
+        assert_eq!(t.remote_auth.name(), "PSK");
+        assert_eq!(t.psk_remote, SecretBytes::new(b"xrsec-lab-only-3f9c1e7a"));
+    }
+
+    #[test]
+    fn rsa_signature_without_loaded_material_is_unsupported() {
+        let both = router1_with(
+            " authentication local rsa-signature\n authentication remote rsa-signature\n",
+            false,
+        );
+        assert_eq!(
+            tunnel_of(&both, None).unwrap_err(),
+            ConfigError::UnsupportedAuthentication
+        );
+        // from_tunnel stays as it was for pre-shared keys.
+        let t = tunnel_of(ROUTER1, None).unwrap();
+        assert_eq!((t.local_auth.name(), t.remote_auth.name()), ("PSK", "PSK"));
     }
 }

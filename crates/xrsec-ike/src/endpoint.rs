@@ -56,7 +56,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use rand_core::CryptoRngCore;
 use xrsec_crypto::{prf, IkeKeys, PrfId, Role};
@@ -111,6 +111,11 @@ pub struct EndpointOptions {
     /// and only of the one request and the one response the message ID
     /// window admits; fragments are kept only once their ICV verifies.
     pub reassembly_timeout: Duration,
+    /// Announce the hashes we sign and verify with (SHA2-256, 384, 512) in
+    /// SIGNATURE_HASH_ALGORITHMS (RFC 7427 4) in IKE_SA_INIT, when a tunnel
+    /// authenticates with certificates. Without it a peer signs with AUTH
+    /// method 1 (RSA PKCS#1 v1.5 with SHA-1); tests turn it off for that.
+    pub signature_hash_algorithms: bool,
 }
 
 impl Default for EndpointOptions {
@@ -129,6 +134,7 @@ impl Default for EndpointOptions {
             fragmentation: true,
             fragment_size: 1280,
             reassembly_timeout: Duration::from_secs(30),
+            signature_hash_algorithms: true,
         }
     }
 }
@@ -204,6 +210,9 @@ pub struct Endpoint<R: CryptoRngCore> {
     /// Down events of SAs the peer deleted, waiting for the named IKE SA of
     /// ours (which beats them) to be up or failed.
     deferred_downs: Vec<(IkeSaId, Vec<Event>)>,
+    /// The wall-clock time certificates are checked at, as last given to
+    /// [`Endpoint::set_system_time`]; `None` fails every certificate.
+    system_time: Option<SystemTime>,
 }
 
 macro_rules! ctx {
@@ -215,6 +224,7 @@ macro_rules! ctx {
             tunnels: &$self.tunnels,
             out: &mut $self.out,
             child_spis: &mut $self.child_spis,
+            system_time: $self.system_time,
             peer_has_other_sa: false,
             defer_peer_delete: None,
         }
@@ -242,7 +252,18 @@ impl<R: CryptoRngCore> Endpoint<R> {
             held: BTreeSet::new(),
             resolve_duplicates: true,
             deferred_downs: Vec::new(),
+            system_time: None,
         }
+    }
+
+    /// The wall-clock time peer certificates are checked against (their
+    /// notBefore and notAfter). The endpoint reads no clock (the
+    /// [`Instant`]s of `handle_*` say nothing of the date): call this before
+    /// each `handle_datagram` when a tunnel authenticates its peer with a
+    /// certificate. Until it is called, every certificate is refused with
+    /// "no wall-clock time given".
+    pub fn set_system_time(&mut self, now: SystemTime) {
+        self.system_time = Some(now);
     }
 
     /// Whether duplicate IKE SAs from simultaneous initiation are resolved

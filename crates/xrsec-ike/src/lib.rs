@@ -19,8 +19,8 @@ mod sa;
 pub mod wire;
 
 pub use config::{
-    from_tunnel, ConfigError, Identity, IdentityMatch, IkeProposalConfig, Ipv4Prefix, TunnelConfig,
-    TunnelId,
+    from_tunnel, from_tunnel_with_pki, ConfigError, Identity, IdentityMatch, IkeProposalConfig,
+    Ipv4Prefix, LoadedTrustpoint, LocalAuth, RemoteAuth, TunnelConfig, TunnelId,
 };
 pub use endpoint::{Endpoint, EndpointOptions, LogLine, Transmit};
 pub use event::{
@@ -31,3 +31,5 @@ pub use natd::NatStatus;
 pub use proposal::IkeAlgorithms;
 /// The RNG traits [`Endpoint`] takes, at the version it takes them.
 pub use rand_core;
+/// The certificate and key types [`LocalAuth`] and [`RemoteAuth`] hold.
+pub use xrsec_pki;

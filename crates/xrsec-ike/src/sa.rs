@@ -33,8 +33,11 @@ use xrsec_crypto::{
     derive_child_keys, derive_ike_keys, skeyseed, DhPrivate, EspSuite, IkeCrypto, IkeKeys, Role,
 };
 
-use crate::auth::{psk_auth, verify_psk_auth, SignedOctets, SHARED_KEY_MIC};
-use crate::config::{Identity, TunnelConfig, TunnelId};
+use xrsec_pki::hash::{encode_hash_algorithms, parse_hash_algorithms, DEFAULT_HASH_PREFERENCE};
+use xrsec_pki::HashAlgorithm;
+
+use crate::auth::{psk_auth, signed_octets, verify_psk_auth, SignedOctets, SHARED_KEY_MIC};
+use crate::config::{Identity, LocalAuth, RemoteAuth, TunnelConfig, TunnelId};
 use crate::endpoint::{EndpointOptions, Outbox};
 use crate::event::{
     ChildInfo, ChildSa, DownReason, Event, FailureReason, IkeKeyExport, IkeSaId, IkeSaInfo,
@@ -43,9 +46,9 @@ use crate::event::{
 use crate::natd::{self, NatStatus};
 use crate::proposal::{self, IkeAlgorithms};
 use crate::wire::{
-    self, notify, AuthPayload, DeletePayload, Encrypted, ExchangeType, Flags, FragmentInfo, Header,
-    IdPayload, IdType, KePayload, Message, NotifyPayload, Payload, SaPayload, TrafficSelector,
-    TsPayload, HEADER_LEN,
+    self, notify, AuthPayload, CertPayload, CertReqPayload, DeletePayload, Encrypted, ExchangeType,
+    Flags, FragmentInfo, Header, IdPayload, IdType, KePayload, Message, NotifyPayload, Payload,
+    SaPayload, TrafficSelector, TsPayload, HEADER_LEN,
 };
 
 /// The first payload of one kind in a chain, by reference: RFC 7296 allows
@@ -74,6 +77,8 @@ pub(crate) struct Ctx<'a, R> {
     pub tunnels: &'a [TunnelConfig],
     pub out: &'a mut Outbox,
     pub child_spis: &'a mut std::collections::HashSet<u32>,
+    /// The wall-clock time to check certificates' validity at.
+    pub system_time: Option<std::time::SystemTime>,
     /// Another IKE SA with this SA's peer is established: our IKE_AUTH then
     /// carries no INITIAL_CONTACT (RFC 7296 2.4: it asserts this is the only
     /// IKE SA between us, and the peer would drop the other one).
@@ -354,6 +359,8 @@ pub(crate) struct ExpectAuthRequest {
     sa_init_request: Vec<u8>,
     /// RealMessage2: our response as sent.
     sa_init_response: Vec<u8>,
+    /// The initiator's SIGNATURE_HASH_ALGORITHMS, if it sent one.
+    peer_hashes: Option<Vec<HashAlgorithm>>,
 }
 
 /// Both sides authenticated.
@@ -728,6 +735,11 @@ impl IkeSa {
                 Vec::new(),
             ));
         }
+        if ctx.opts.signature_hash_algorithms
+            && find_tunnel(ctx.tunnels, self.tunnel).is_some_and(TunnelConfig::uses_certificates)
+        {
+            payloads.push(hash_algorithms_notify());
+        }
         let h = header(
             self.spi_i,
             0,
@@ -852,6 +864,21 @@ impl IkeSa {
                 Vec::new(),
             ));
         }
+        // The tunnel is refined by the peer's identity in IKE_AUTH: every
+        // tunnel this peer may turn out to be counts here.
+        let candidates: Vec<&TunnelConfig> = ctx
+            .tunnels
+            .iter()
+            .filter(|t| t.id == tunnel || covers(t, local, remote))
+            .collect();
+        if ctx.opts.signature_hash_algorithms && candidates.iter().any(|t| t.uses_certificates()) {
+            payloads.push(hash_algorithms_notify());
+        }
+        // RFC 7296 3.7: the responder asks for certificates in its
+        // IKE_SA_INIT response.
+        if let Some(req) = certreq_payload(&candidates) {
+            payloads.push(req);
+        }
         let h = header(
             spi_i,
             spi_r,
@@ -876,6 +903,7 @@ impl IkeSa {
             nr,
             sa_init_request: datagram.to_vec(),
             sa_init_response: response,
+            peer_hashes: peer_hashes(&request.payloads),
         }));
         Ok(sa)
     }
@@ -1765,29 +1793,32 @@ impl IkeSa {
             .take()
             .and_then(|f| f.datagrams.into_iter().next())
             .unwrap_or_default();
-        let child_spi = ctx.alloc_child_spi();
         let idi = id_payload(&t.local_identity);
-        let auth = psk_auth(
+        let (certs, auth) = our_auth(
+            ctx.rng,
+            t,
             algs.prf,
-            &t.psk_local,
             &SignedOctets {
                 real_message: &sa_init_request,
                 peer_nonce: nr,
                 sk_p: &keyed.keys.sk_pi,
                 id_body: &idi.body_bytes(),
             },
-        );
+            peer_hashes(p).as_deref(),
+        )?;
+        let child_spi = ctx.alloc_child_spi();
         let esp_offer = proposal::esp_offer(&t.esp_suites, child_spi);
+        // RFC 7296 1.2: IDi, [CERT,] [CERTREQ,] AUTH, SAi2, TSi, TSr.
         let mut payloads = vec![Payload::IdI(idi)];
+        payloads.extend(certs);
+        // RFC 7296 3.7: the initiator asks for certificates in IKE_AUTH.
+        payloads.extend(certreq_payload(&[t]));
         // RFC 7296 2.4: INITIAL_CONTACT on the first IKE SA to this peer, so
         // that it drops state left from before we (re)started.
         if t.initial_contact && !ctx.peer_has_other_sa {
             payloads.push(notify_payload(notify::INITIAL_CONTACT, Vec::new()));
         }
-        payloads.push(Payload::Auth(AuthPayload {
-            method: SHARED_KEY_MIC,
-            data: auth.as_bytes().to_vec(),
-        }));
+        payloads.push(Payload::Auth(auth));
         payloads.push(Payload::Sa(esp_offer.clone()));
         payloads.push(Payload::TsI(TsPayload {
             selectors: vti_selectors(),
@@ -1881,11 +1912,18 @@ impl IkeSa {
             ctx.child_spis.remove(&s.child_spi);
             let reason = match error_notify(&payloads) {
                 Some(notify::AUTHENTICATION_FAILED) => FailureReason::AuthenticationFailed {
-                    detail: format!(
-                        "the peer {} rejected our AUTH: check that both ends use the same pre-shared key and that the peer's `match identity remote` accepts {}",
-                        self.remote.ip(),
-                        t.local_identity
-                    ),
+                    detail: match t.local_auth {
+                        LocalAuth::Psk => format!(
+                            "the peer {} rejected our AUTH: check that both ends use the same pre-shared key and that the peer's `match identity remote` accepts {}",
+                            self.remote.ip(),
+                            t.local_identity
+                        ),
+                        _ => format!(
+                            "the peer {} rejected our AUTH: check that it trusts our CA, that our certificate is valid at its time and names {}, and that its `match identity remote` accepts it",
+                            self.remote.ip(),
+                            t.local_identity
+                        ),
+                    },
                 },
                 Some(n) => FailureReason::PeerNotify { notify_type: n, name: notify::name(n) },
                 None => FailureReason::InvalidSyntax { detail: "IKE_AUTH response without IDr or AUTH".into() },
@@ -1893,11 +1931,13 @@ impl IkeSa {
             return self.fail(ctx, reason);
         };
         let remote_identity = identity_of(idr);
-        let failure = authenticate_peer(
+        let verdict = authenticate_peer(
             t,
             self.remote.ip(),
             auth,
-            &remote_identity,
+            idr,
+            &payloads,
+            ctx.system_time,
             &SignedOctets {
                 real_message: &s.sa_init_response,
                 peer_nonce: &s.ni,
@@ -1906,7 +1946,7 @@ impl IkeSa {
             },
             s.keyed.algs.prf,
         );
-        if let Some(reason) = failure {
+        if let Err(reason) = self.log_verdict(ctx, &remote_identity, verdict) {
             // RFC 7296 2.21.2: the initiator MAY tell the responder in a
             // separate INFORMATIONAL exchange; it is sent once, unanswered.
             let h = header(
@@ -2090,6 +2130,22 @@ impl IkeSa {
         (child, event)
     }
 
+    /// Logs how a peer that authenticated with a certificate did: which
+    /// one, and the AUTH method and scheme (a PSK adds nothing to say).
+    fn log_verdict<R>(
+        &self,
+        ctx: &mut Ctx<'_, R>,
+        remote_identity: &Identity,
+        verdict: Result<Option<String>, FailureReason>,
+    ) -> Result<(), FailureReason> {
+        if let Some(how) = verdict? {
+            ctx.log(Some(self.id), || {
+                format!("peer {remote_identity} authenticated by {how}")
+            });
+        }
+        Ok(())
+    }
+
     fn info(&self, t: &TunnelConfig, keyed: &Keyed, remote_identity: &Identity) -> IkeSaInfo {
         IkeSaInfo {
             role: self.role,
@@ -2194,11 +2250,13 @@ impl IkeSa {
         self.tunnel = t.id;
         // RFC 7296 2.15: verify the initiator's AUTH over RealMessage1 | Nr |
         // prf(SK_pi, IDi').
-        let failure = authenticate_peer(
+        let verdict = authenticate_peer(
             t,
             self.remote.ip(),
             auth,
-            &remote_identity,
+            idi,
+            &payloads,
+            ctx.system_time,
             &SignedOctets {
                 real_message: &s.sa_init_request,
                 peer_nonce: &s.nr,
@@ -2207,7 +2265,7 @@ impl IkeSa {
             },
             s.keyed.algs.prf,
         );
-        if let Some(reason) = failure {
+        if let Err(reason) = self.log_verdict(ctx, &remote_identity, verdict) {
             // RFC 7296 2.21.2: AUTHENTICATION_FAILED in the IKE_AUTH response,
             // and no IKE SA.
             return self.refuse_auth(
@@ -2222,23 +2280,36 @@ impl IkeSa {
         }
         self.initial_contact_received = has_notify(&payloads, notify::INITIAL_CONTACT);
         let idr = id_payload(&t.local_identity);
-        let our_auth = psk_auth(
+        let signed = our_auth(
+            ctx.rng,
+            t,
             s.keyed.algs.prf,
-            &t.psk_local,
             &SignedOctets {
                 real_message: &s.sa_init_response,
                 peer_nonce: &s.ni,
                 sk_p: &s.keyed.keys.sk_pr,
                 id_body: &idr.body_bytes(),
             },
+            s.peer_hashes.as_deref(),
         );
-        let mut response = vec![
-            Payload::IdR(idr),
-            Payload::Auth(AuthPayload {
-                method: SHARED_KEY_MIC,
-                data: our_auth.as_bytes().to_vec(),
-            }),
-        ];
+        let (certs, our_auth) = match signed {
+            Ok(v) => v,
+            Err(reason) => {
+                return self.refuse_auth(
+                    ctx,
+                    &mut s.keyed,
+                    message_id,
+                    datagram,
+                    notify::AUTHENTICATION_FAILED,
+                    Vec::new(),
+                    reason,
+                );
+            }
+        };
+        // RFC 7296 1.2: IDr, [CERT,] AUTH, SAr2, TSi, TSr.
+        let mut response = vec![Payload::IdR(idr)];
+        response.extend(certs);
+        response.push(Payload::Auth(our_auth));
         let tunnel = t.id;
         self.established_at = Some(ctx.now);
         self.expires = None;
@@ -2759,8 +2830,8 @@ impl IkeSa {
             prf_name: algorithms.map_or("-", |a| a.prf.name()),
             integ_name: algorithms.map_or("-", |a| a.integ.map_or("none", |i| i.name())),
             dh_name: algorithms.map_or("-", |a| a.dh.name()),
-            local_auth: "PSK",
-            remote_auth: "PSK",
+            local_auth: t.local_auth.name(),
+            remote_auth: t.remote_auth.name(),
             lifetime: t.ike_lifetime,
             established_at: self.established_at,
             spi_i: self.spi_i,
@@ -2835,40 +2906,198 @@ fn source_for_natd(opts: &EndpointOptions, local: SocketAddr) -> SocketAddr {
     }
 }
 
+/// Whether `t` may be the tunnel of a peer at `remote` talking to `local`.
+fn covers(t: &TunnelConfig, local: SocketAddr, remote: SocketAddr) -> bool {
+    local.ip() == IpAddr::V4(t.local)
+        && matches!(remote.ip(), IpAddr::V4(ip) if t.peer_range.contains(ip))
+}
+
+/// The hashes of the peer's SIGNATURE_HASH_ALGORITHMS (RFC 7427 4), `None`
+/// when it sent none; a malformed list counts as none (we then sign with
+/// method 1, which every RSA peer verifies).
+fn peer_hashes(payloads: &[Payload]) -> Option<Vec<HashAlgorithm>> {
+    notifies(payloads, notify::SIGNATURE_HASH_ALGORITHMS)
+        .next()
+        .and_then(|n| parse_hash_algorithms(&n.data).ok())
+}
+
+/// RFC 7427 4: the hashes we sign and verify with. SHA-1 is left out: a
+/// peer would otherwise be invited to make method-14 signatures with a hash
+/// RFC 8247 no longer recommends for them; one that can do no SHA-2 still
+/// has method 1.
+fn hash_algorithms_notify() -> Payload {
+    notify_payload(
+        notify::SIGNATURE_HASH_ALGORITHMS,
+        encode_hash_algorithms(&DEFAULT_HASH_PREFERENCE),
+    )
+}
+
+/// RFC 7296 3.7: one CERTREQ, encoding 4, with the SHA-1 hash of the
+/// SubjectPublicKeyInfo of every CA the `tunnels` accept peers from (each
+/// once); none when no tunnel authenticates its peer by certificate.
+fn certreq_payload(tunnels: &[&TunnelConfig]) -> Option<Payload> {
+    let mut data: Vec<u8> = Vec::new();
+    for t in tunnels {
+        if let RemoteAuth::Certificate { trust_anchor } = &t.remote_auth {
+            let hash = trust_anchor.certreq_hash();
+            if !data.chunks(hash.len()).any(|h| h == hash) {
+                data.extend_from_slice(&hash);
+            }
+        }
+    }
+    (!data.is_empty()).then_some(Payload::CertReq(CertReqPayload {
+        encoding: CERT_ENCODING_X509_SIGNATURE,
+        data,
+    }))
+}
+
+/// RFC 7296 3.6: Cert Encoding "X.509 Certificate - Signature" (DER).
+const CERT_ENCODING_X509_SIGNATURE: u8 = 4;
+
+/// Our CERT payloads (none for a PSK) and AUTH payload over `octets`: a
+/// MAC with the PSK (method 2), or a signature (RFC 7427 4: method 14 with
+/// the first hash of ours the peer listed, method 1 when it listed none).
+fn our_auth<R: CryptoRngCore>(
+    rng: &mut R,
+    t: &TunnelConfig,
+    prf: xrsec_crypto::PrfId,
+    octets: &SignedOctets<'_>,
+    peer_hashes: Option<&[HashAlgorithm]>,
+) -> Result<(Vec<Payload>, AuthPayload), FailureReason> {
+    match &t.local_auth {
+        LocalAuth::Certificate { key, chain } => {
+            let failed = |e: xrsec_pki::SignatureError| FailureReason::AuthenticationFailed {
+                detail: format!("cannot sign our AUTH: {e}"),
+            };
+            let how = xrsec_pki::AuthSignature::choose(key, peer_hashes, &DEFAULT_HASH_PREFERENCE)
+                .map_err(failed)?;
+            let data =
+                xrsec_pki::sign_auth(key, how, &signed_octets(prf, octets), rng).map_err(failed)?;
+            let certs = chain
+                .iter()
+                .map(|c| {
+                    Payload::Cert(CertPayload {
+                        encoding: CERT_ENCODING_X509_SIGNATURE,
+                        data: c.der().to_vec(),
+                    })
+                })
+                .collect();
+            Ok((
+                certs,
+                AuthPayload {
+                    method: how.method(),
+                    data,
+                },
+            ))
+        }
+        _ => Ok((
+            Vec::new(),
+            AuthPayload {
+                method: SHARED_KEY_MIC,
+                data: psk_auth(prf, &t.psk_local, octets).as_bytes().to_vec(),
+            },
+        )),
+    }
+}
+
 /// RFC 7296 2.15: checks the peer's AUTH payload against what it must have
 /// signed (`octets`: its own IKE_SA_INIT message, our nonce, its ID keyed with
 /// its SK_p) and its identity against the profile's `match identity remote`.
-/// Both roles use it; the reason says what to fix, never the key.
+/// With a certificate, first its chain to our trust anchor at `now` and that
+/// it vouches for the peer's ID payload `id` (RFC 4945 3.1). Both roles use
+/// it; the reason says what to fix, never a key.
+#[allow(clippy::too_many_arguments)]
 fn authenticate_peer(
     t: &TunnelConfig,
     peer: IpAddr,
     auth: &AuthPayload,
-    remote_identity: &Identity,
+    id: &IdPayload,
+    payloads: &[Payload],
+    now: Option<std::time::SystemTime>,
     octets: &SignedOctets<'_>,
     prf: xrsec_crypto::PrfId,
-) -> Option<FailureReason> {
-    if auth.method != SHARED_KEY_MIC {
-        return Some(FailureReason::AuthenticationFailed {
-            detail: format!(
-                "the peer authenticates with method {}; we expect a pre-shared key (2)",
-                auth.method
-            ),
-        });
-    }
-    if !verify_psk_auth(prf, &t.psk_remote, octets, &auth.data) {
-        return Some(FailureReason::AuthenticationFailed {
-            detail: format!(
-                "the AUTH payload of {peer} ({remote_identity}) does not match our pre-shared key for it: the keys differ"
-            ),
-        });
-    }
-    if !t.accepts_identity(remote_identity) {
-        return Some(FailureReason::IdentityMismatch {
+) -> Result<Option<String>, FailureReason> {
+    let remote_identity = identity_of(id);
+    let failed = |detail: String| Err(FailureReason::AuthenticationFailed { detail });
+    let how = match &t.remote_auth {
+        RemoteAuth::Certificate { trust_anchor } => {
+            match verify_signature(trust_anchor, auth, id, payloads, now, &|| {
+                signed_octets(prf, octets)
+            }) {
+                Ok(how) => Some(how),
+                Err(detail) => return failed(format!("{peer} ({remote_identity}): {detail}")),
+            }
+        }
+        _ => {
+            if auth.method != SHARED_KEY_MIC {
+                return failed(format!(
+                    "the peer authenticates with method {}; we expect a pre-shared key (2)",
+                    auth.method
+                ));
+            }
+            if !verify_psk_auth(prf, &t.psk_remote, octets, &auth.data) {
+                return failed(format!(
+                    "the AUTH payload of {peer} ({remote_identity}) does not match our pre-shared key for it: the keys differ"
+                ));
+            }
+            None
+        }
+    };
+    if !t.accepts_identity(&remote_identity) {
+        return Err(FailureReason::IdentityMismatch {
             got: remote_identity.to_string(),
             expected: describe_matches(t),
         });
     }
-    None
+    Ok(how)
+}
+
+/// The certificate half of [`authenticate_peer`]: the chain in the CERT
+/// payloads (end entity first, RFC 7296 3.6) up to `anchor` at `now`, the
+/// ID payload against the end entity, then the signature over the octets
+/// `signed` builds. Says which certificate and how it signed; the error is
+/// the reason, e.g. xrsec-pki's "certificate `...` expired on ...".
+fn verify_signature(
+    anchor: &xrsec_pki::TrustAnchor,
+    auth: &AuthPayload,
+    id: &IdPayload,
+    payloads: &[Payload],
+    now: Option<std::time::SystemTime>,
+    signed: &dyn Fn() -> Vec<u8>,
+) -> Result<String, String> {
+    if !matches!(
+        auth.method,
+        xrsec_pki::AUTH_METHOD_RSA_SIGNATURE | xrsec_pki::AUTH_METHOD_DIGITAL_SIGNATURE
+    ) {
+        return Err(format!(
+            "the peer authenticates with method {}; we expect a signature (1 or 14)",
+            auth.method
+        ));
+    }
+    let now = now.ok_or("no wall-clock time given to check its certificate against")?;
+    let mut certs = payloads.iter().filter_map(|p| match p {
+        Payload::Cert(c) if c.encoding == CERT_ENCODING_X509_SIGNATURE => Some(c.data.as_slice()),
+        _ => None,
+    });
+    let end_entity = certs
+        .next()
+        .ok_or("no X.509 certificate (CERT payload of encoding 4) was sent")?;
+    let intermediates: Vec<&[u8]> = certs.collect();
+    let verified = xrsec_pki::verify_chain(end_entity, &intermediates, anchor, now)
+        .map_err(|e| e.to_string())?;
+    let identity = xrsec_pki::Identity::from_id_payload(u8::from(id.id_type), &id.data)
+        .map_err(|e| e.to_string())?;
+    verified
+        .check_identity(&identity)
+        .map_err(|e| e.to_string())?;
+    let how = xrsec_pki::verify_auth(verified.public_key(), auth.method, &auth.data, &signed())
+        .map_err(|e| format!("its AUTH signature does not verify: {e}"))?;
+    Ok(format!(
+        "certificate `{}` (AUTH method {}, {})",
+        verified.subject(),
+        how.method(),
+        how.scheme()
+    ))
 }
 
 fn describe_matches(t: &TunnelConfig) -> String {
@@ -2907,5 +3136,104 @@ mod tests {
         let opts = EndpointOptions::default();
         let waits: Vec<u64> = (1..=6).map(|n| backoff(&opts, n).as_secs()).collect();
         assert_eq!(waits, vec![1, 2, 4, 8, 16, 32]);
+    }
+
+    /// strongSwan's 4096-bit test chain (xrsec-pki's fixtures): CN=10.99.0.2
+    /// with SAN 10.99.0.2, valid from 2026-11-22 for five years.
+    fn signing_tunnel() -> (TunnelConfig, std::sync::Arc<xrsec_pki::TrustAnchor>) {
+        let key = xrsec_pki::parse_private_key(
+            "swan-peer.key",
+            include_bytes!("../../xrsec-pki/tests/data/swan-peer.key"),
+        )
+        .unwrap();
+        let chain = xrsec_pki::parse_certificates(
+            "swan-peer.crt",
+            include_bytes!("../../xrsec-pki/tests/data/swan-peer.crt"),
+        )
+        .unwrap();
+        let anchor = xrsec_pki::TrustAnchor::from_der(include_bytes!(
+            "../../xrsec-pki/tests/data/swan-ca.der"
+        ))
+        .unwrap();
+        let ip = Ipv4Addr::new(10, 99, 0, 2);
+        let mut t = TunnelConfig::new(TunnelId(1), ip, Ipv4Addr::new(10, 99, 0, 1), b"unused");
+        t.local_auth = LocalAuth::Certificate {
+            key: std::sync::Arc::new(key),
+            chain,
+        };
+        (t, std::sync::Arc::new(anchor))
+    }
+
+    #[test]
+    fn a_signature_with_one_flipped_byte_fails_verification_with_its_reason() {
+        use rand_chacha::rand_core::SeedableRng;
+        let (t, anchor) = signing_tunnel();
+        let sk_p = xrsec_crypto::SecretBytes::new(&[9; 32]);
+        let id = id_payload(&t.local_identity);
+        let id_body = id.body_bytes();
+        let octets = SignedOctets {
+            real_message: b"the responder's IKE_SA_INIT response",
+            peer_nonce: &[5; 32],
+            sk_p: &sk_p,
+            id_body: &id_body,
+        };
+        let prf = xrsec_crypto::PrfId::HmacSha2_256;
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(1);
+        let hashes = [HashAlgorithm::Sha384];
+        let (certs, auth) = our_auth(&mut rng, &t, prf, &octets, Some(&hashes)).unwrap();
+        assert_eq!(auth.method, xrsec_pki::AUTH_METHOD_DIGITAL_SIGNATURE);
+        let now = Some(std::time::UNIX_EPOCH + Duration::from_secs(1_830_000_000)); // 2027-12
+        let signed = || signed_octets(prf, &octets);
+        let good = verify_signature(&anchor, &auth, &id, &certs, now, &signed).unwrap();
+        assert!(good.contains("AUTH method 14"), "{good}");
+
+        let mut flipped = auth.clone();
+        let last = flipped.data.len() - 1;
+        flipped.data[last] ^= 0x01;
+        let err = verify_signature(&anchor, &flipped, &id, &certs, now, &signed).unwrap_err();
+        assert!(
+            err.starts_with("its AUTH signature does not verify"),
+            "{err}"
+        );
+
+        // The same signature over other octets (another nonce) fails too.
+        let other = SignedOctets {
+            peer_nonce: &[6; 32],
+            ..octets
+        };
+        let err = verify_signature(&anchor, &auth, &id, &certs, now, &|| {
+            signed_octets(prf, &other)
+        })
+        .unwrap_err();
+        assert!(
+            err.starts_with("its AUTH signature does not verify"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn rfc_7427_4_without_the_peers_hash_list_an_rsa_key_signs_with_method_1() {
+        use rand_chacha::rand_core::SeedableRng;
+        let (t, _) = signing_tunnel();
+        let sk_p = xrsec_crypto::SecretBytes::new(&[9; 32]);
+        let octets = SignedOctets {
+            real_message: b"message",
+            peer_nonce: &[5; 32],
+            sk_p: &sk_p,
+            id_body: &[1, 0, 0, 0, 10, 99, 0, 2],
+        };
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(1);
+        let (certs, auth) = our_auth(
+            &mut rng,
+            &t,
+            xrsec_crypto::PrfId::HmacSha2_256,
+            &octets,
+            None,
+        )
+        .unwrap();
+        assert_eq!(auth.method, xrsec_pki::AUTH_METHOD_RSA_SIGNATURE);
+        // A 4096-bit key: the bare PKCS#1 v1.5 signature, 512 bytes.
+        assert_eq!(auth.data.len(), 512);
+        assert!(matches!(certs.as_slice(), [Payload::Cert(c)] if c.encoding == 4));
     }
 }
