@@ -149,6 +149,7 @@ pub(crate) async fn run(args: Args, config: Config) -> Result<(), String> {
     );
 
     let now = Instant::now();
+    d.endpoint.set_system_time(std::time::SystemTime::now());
     for i in 0..d.tunnels.len() {
         d.initiate(now, i);
     }
@@ -370,6 +371,9 @@ impl Daemon {
 
     fn handle_input(&mut self, input: Input) {
         let now = Instant::now();
+        // Certificates are checked against the wall clock; the endpoint
+        // reads no clock of its own.
+        self.endpoint.set_system_time(std::time::SystemTime::now());
         match input {
             Input::Ike {
                 local,
@@ -385,6 +389,7 @@ impl Daemon {
     }
 
     fn handle_timers(&mut self, now: Instant) {
+        self.endpoint.set_system_time(std::time::SystemTime::now());
         self.endpoint.handle_timeout(now);
         for i in 0..self.tunnels.len() {
             if self.tunnels[i].retry_at.is_some_and(|r| r <= now) {

@@ -130,7 +130,17 @@ pub(crate) fn from_config(config: &Config) -> Result<Vec<Tunnel>, SetupError> {
                 return Err(SetupError(format!("{}: no usable tunnel source", itf.name)));
             }
         };
-        let ike = xrsec_ike::from_tunnel(view, local)
+        let pki = if view.ikev2_profile.uses_rsa() {
+            match view.trustpoint {
+                Some(tp) => Some(load_trustpoint(tp).map_err(|e| {
+                    SetupError(format!("{}: pki trustpoint {}: {e}", itf.name, tp.name))
+                })?),
+                None => None,
+            }
+        } else {
+            None
+        };
+        let ike = xrsec_ike::from_tunnel_with_pki(view, local, pki.as_ref())
             .map_err(|e| SetupError(format!("{}: {e}", itf.name)))?;
         t.local = Some(local);
         t.routes = view
@@ -145,9 +155,49 @@ pub(crate) fn from_config(config: &Config) -> Result<Vec<Tunnel>, SetupError> {
     Ok(out)
 }
 
+/// Reads a `crypto ca trustpoint`'s files: the CA certificate peers must
+/// chain to, our certificate (and intermediates), our private key (refused
+/// when others than its owner may read it).
+fn load_trustpoint(tp: &xrsec_config::Trustpoint) -> Result<xrsec_ike::LoadedTrustpoint, String> {
+    let path = |what: &str, p: &Option<String>| {
+        p.clone()
+            .map(std::path::PathBuf::from)
+            .ok_or_else(|| format!("no `{what}` configured"))
+    };
+    let ca_path = path("ca-certificate", &tp.ca_certificate)?;
+    let ca = xrsec_pki::load_certificates(&ca_path)
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .next()
+        .ok_or_else(|| format!("{}: no certificate in the file", ca_path.display()))?;
+    let ca = xrsec_pki::TrustAnchor::new(ca).map_err(|e| format!("{}: {e}", ca_path.display()))?;
+    let chain = xrsec_pki::load_certificates(&path("certificate", &tp.certificate)?)
+        .map_err(|e| e.to_string())?;
+    let key = xrsec_pki::load_private_key(&path("private-key", &tp.private_key)?)
+        .map_err(|e| e.to_string())?;
+    if let Some(cert) = chain.first() {
+        let cert_key = cert
+            .public_key()
+            .map_err(|e| format!("certificate `{}`: {e}", cert.subject()))?;
+        if *cert_key != key.public_key() {
+            return Err(format!(
+                "the private key does not belong to the certificate `{}`",
+                cert.subject()
+            ));
+        }
+    }
+    Ok(xrsec_ike::LoadedTrustpoint {
+        ca: std::sync::Arc::new(ca),
+        chain,
+        key: std::sync::Arc::new(key),
+    })
+}
+
 /// What decides a tunnel's behaviour, in one string (keys included as
 /// bytes: it is compared, never shown).
 fn fingerprint(ike: &TunnelConfig, t: &Tunnel) -> String {
+    // The certificates' subjects are in `ike`'s Debug; a renewed certificate
+    // or key under the same name is picked up by a restart, not a reload.
     format!(
         "{ike:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
         ike.psk_local.as_bytes(),
