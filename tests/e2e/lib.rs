@@ -1,9 +1,13 @@
 //! Shared pieces of the end-to-end tests (run as root by `scripts/test`):
 //! the lock that runs them one at a time, two xrsecd started face to face
 //! ([`Pair`]), waiting on a daemon's status or log, and reading the
-//! `label : value` lines of `xrsec show`.
+//! `label : value` lines of `xrsec show`, and certificates made by
+//! strongSwan's `pki`.
 
 use std::net::Ipv4Addr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Command;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -232,4 +236,107 @@ pub fn value_of<'a>(text: &'a str, label: &str) -> &'a str {
     let v = values_of(text, label);
     assert_eq!(v.len(), 1, "`{label}` should appear once in:\n{text}");
     v[0]
+}
+
+fn pki(args: &[&str], stdin_from: Option<&Path>, out: &Path) {
+    let mut cmd = Command::new("pki");
+    cmd.args(args);
+    if let Some(p) = stdin_from {
+        cmd.stdin(std::fs::File::open(p).unwrap());
+    }
+    let o = cmd.output().expect("strongSwan's pki (strongswan-pki)");
+    assert!(
+        o.status.success(),
+        "pki {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    std::fs::write(out, o.stdout).unwrap();
+}
+
+/// With strongSwan's `pki`, in `dir`: a CA (`ca.key`, `ca.crt`) and for each
+/// `(name, address)` an RSA key of `bits` bits (`NAME.key`, mode 0600) and a
+/// certificate issued by that CA with the address in its subjectAltName
+/// (`NAME.crt`).
+pub fn make_certificates(dir: &Path, bits: u32, routers: &[(&str, &str)]) {
+    let bits = bits.to_string();
+    let ca_key = dir.join("ca.key");
+    pki(
+        &[
+            "--gen",
+            "--type",
+            "rsa",
+            "--size",
+            &bits,
+            "--outform",
+            "pem",
+        ],
+        None,
+        &ca_key,
+    );
+    pki(
+        &[
+            "--self",
+            "--ca",
+            "--lifetime",
+            "30",
+            "--in",
+            ca_key.to_str().unwrap(),
+            "--dn",
+            "CN=xrsec lab CA",
+            "--outform",
+            "pem",
+        ],
+        None,
+        &dir.join("ca.crt"),
+    );
+    for (name, ip) in routers {
+        let key = dir.join(format!("{name}.key"));
+        pki(
+            &[
+                "--gen",
+                "--type",
+                "rsa",
+                "--size",
+                &bits,
+                "--outform",
+                "pem",
+            ],
+            None,
+            &key,
+        );
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let public = dir.join(format!("{name}.pub"));
+        pki(&["--pub", "--in", key.to_str().unwrap()], None, &public);
+        pki(
+            &[
+                "--issue",
+                "--cacert",
+                dir.join("ca.crt").to_str().unwrap(),
+                "--cakey",
+                ca_key.to_str().unwrap(),
+                "--dn",
+                &format!("CN={name}"),
+                "--san",
+                ip,
+                "--lifetime",
+                "30",
+                "--outform",
+                "pem",
+            ],
+            Some(&public),
+            &dir.join(format!("{name}.crt")),
+        );
+    }
+}
+
+/// Turns a generated PSK configuration into certificate authentication with
+/// `dir`'s CA and `name`'s certificate and key (from [`make_certificates`]).
+pub fn with_certificates(config: &str, dir: &Path, name: &str) -> String {
+    let d = dir.display();
+    config.replace(
+        " authentication local pre-shared\n authentication remote pre-shared\n",
+        " authentication local rsa-signature\n authentication remote rsa-signature\n pki trustpoint TP\n",
+    ) + &format!(
+        "crypto ca trustpoint TP\n ca-certificate {d}/ca.crt\n certificate {d}/{name}.crt\n private-key {d}/{name}.key\n!\n"
+    )
 }

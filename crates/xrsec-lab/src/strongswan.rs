@@ -12,7 +12,7 @@
 use std::fmt::Write as _;
 use std::fs;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -38,7 +38,30 @@ const SWANCTL_TIMEOUT: Duration = Duration::from_secs(30);
 pub enum SwanAuth {
     /// The same pre-shared key on both sides.
     Psk(String),
+    /// X.509 certificates on both sides (`auth = pubkey`): ours and its key,
+    /// and the CA that issued both ends' certificates. [`Charon::new`] copies
+    /// them into the instance's `swanctl/x509`, `swanctl/private` and
+    /// `swanctl/x509ca`, which `swanctl --load-all` reads. Each side's
+    /// identity (an address by default) must be in its certificate's
+    /// subjectAltName.
+    Certificate {
+        /// Our certificate (PEM or DER).
+        cert: PathBuf,
+        /// Its private key, unencrypted.
+        key: PathBuf,
+        /// The CA certificate both ends' certificates chain to.
+        ca: PathBuf,
+        /// Our `local.auth` when not plain `pubkey`: e.g. `pubkey-sha256`
+        /// to sign with RFC 7427 SHA-256 even with a key whose strength
+        /// would have charon pick SHA-384 or SHA-512.
+        local_auth: Option<String>,
+    },
 }
+
+/// Where [`SwanAuth::Certificate`]'s files go in the swanctl directory.
+const LOCAL_CERT: &str = "lab-local.crt";
+const LOCAL_KEY: &str = "lab-local.key";
+const CA_CERT: &str = "lab-ca.crt";
 
 /// swanctl's `start_action` of the child.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -122,6 +145,10 @@ pub struct SwanConfig {
     pub conn_extra: Vec<String>,
     /// Raw `key = value` lines added to the child section.
     pub child_extra: Vec<String>,
+    /// Raw `key = value` lines added to strongswan.conf's `charon` section,
+    /// e.g. `signature_authentication = no` (RFC 7296 method 1 for RSA
+    /// instead of RFC 7427 signatures).
+    pub charon_extra: Vec<String>,
 }
 
 impl SwanConfig {
@@ -155,7 +182,25 @@ impl SwanConfig {
             log_keys: false,
             conn_extra: Vec::new(),
             child_extra: Vec::new(),
+            charon_extra: Vec::new(),
         }
+    }
+
+    /// The same authenticating with certificates ([`SwanAuth::Certificate`],
+    /// plain `pubkey`) instead of the pre-shared key.
+    pub fn with_certificate(
+        mut self,
+        cert: impl Into<PathBuf>,
+        key: impl Into<PathBuf>,
+        ca: impl Into<PathBuf>,
+    ) -> SwanConfig {
+        self.auth = SwanAuth::Certificate {
+            cert: cert.into(),
+            key: key.into(),
+            ca: ca.into(),
+            local_auth: None,
+        };
+        self
     }
 
     /// The same with inner addresses (and so /32 traffic selectors).
@@ -225,16 +270,26 @@ impl SwanConfig {
         for line in &self.conn_extra {
             let _ = writeln!(s, "    {line}");
         }
-        let auth = match &self.auth {
-            SwanAuth::Psk(_) => "psk",
+        let (local_auth, remote_auth, certs) = match &self.auth {
+            SwanAuth::Psk(_) => ("psk", "psk", String::new()),
+            SwanAuth::Certificate { local_auth, .. } => (
+                local_auth.as_deref().unwrap_or("pubkey"),
+                "pubkey",
+                format!("      certs = {LOCAL_CERT}\n"),
+            ),
         };
+        if local_auth.is_empty() || local_auth.contains(['"', '\n', '{', '}']) {
+            return Err(LabError::new(format!(
+                "SwanConfig: unusable local auth {local_auth:?}"
+            )));
+        }
         let _ = writeln!(
             s,
-            "    local {{\n      auth = {auth}\n      id = \"{local_id}\"\n    }}"
+            "    local {{\n      auth = {local_auth}\n{certs}      id = \"{local_id}\"\n    }}"
         );
         let _ = writeln!(
             s,
-            "    remote {{\n      auth = {auth}\n      id = \"{remote_id}\"\n    }}"
+            "    remote {{\n      auth = {remote_auth}\n      id = \"{remote_id}\"\n    }}"
         );
         let _ = writeln!(s, "    children {{");
         let _ = writeln!(s, "      {} {{", self.child_name);
@@ -270,19 +325,27 @@ impl SwanConfig {
                 let _ = writeln!(s, "    id-remote = \"{remote_id}\"");
                 let _ = writeln!(s, "    secret = 0x{hex}\n  }}\n}}");
             }
+            // The private key is loaded from swanctl/private, unencrypted:
+            // no secret to give.
+            SwanAuth::Certificate { .. } => {}
         }
         Ok(s)
     }
 }
 
 /// The text of `strongswan.conf` for an instance living in `dir`.
-fn render_strongswan_conf(dir: &Path, log_keys: bool) -> String {
+fn render_strongswan_conf(dir: &Path, log_keys: bool, charon_extra: &[String]) -> String {
     let d = dir.display();
     let key_level = if log_keys { 4 } else { 2 };
+    let extra: String = charon_extra
+        .iter()
+        .map(|line| format!("  {line}\n"))
+        .collect();
     format!(
         "# Written by xrsec-lab: one charon of the lab.\n\
          charon {{\n\
          \x20 load = {CHARON_PLUGINS}\n\
+         {extra}\
          \x20 plugins {{\n\
          \x20   vici {{\n\
          \x20     socket = unix://{d}/charon.vici\n\
@@ -334,9 +397,25 @@ impl Charon {
         }
         fs::write(
             p.join("strongswan.conf"),
-            render_strongswan_conf(p, config.log_keys),
+            render_strongswan_conf(p, config.log_keys, &config.charon_extra),
         )
         .map_err(io)?;
+        if let SwanAuth::Certificate { cert, key, ca, .. } = &config.auth {
+            let swanctl = p.join("swanctl");
+            for (from, to) in [
+                (cert, swanctl.join("x509").join(LOCAL_CERT)),
+                (key, swanctl.join("private").join(LOCAL_KEY)),
+                (ca, swanctl.join("x509ca").join(CA_CERT)),
+            ] {
+                fs::copy(from, &to).map_err(|e| {
+                    LabError::new(format!(
+                        "copying {} to {}: {e}",
+                        from.display(),
+                        to.display()
+                    ))
+                })?;
+            }
+        }
         fs::write(
             p.join("swanctl").join("swanctl.conf"),
             config.render_swanctl_conf()?,
@@ -1143,8 +1222,46 @@ lab: #1, ESTABLISHED, IKEv2, 91d7662ea8fea7e4_i* bc12a39a2b8d5875_r
     }
 
     #[test]
+    fn renders_certificate_authentication_without_a_secret() {
+        let mut c = SwanConfig::psk(
+            Ipv4Addr::new(10, 99, 0, 2),
+            Some(Ipv4Addr::new(10, 99, 0, 1)),
+            "unused",
+            "aes256-sha256-prfsha256-ecp384",
+            "aes256-sha256-ecp256",
+        )
+        .with_certificate("/c/r.crt", "/c/r.key", "/c/ca.crt");
+        let text = c.render_swanctl_conf().unwrap();
+        assert!(
+            text.contains(
+                "    local {\n      auth = pubkey\n      certs = lab-local.crt\n      id = \"10.99.0.2\"\n    }"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("    remote {\n      auth = pubkey\n      id = \"10.99.0.1\"\n    }"),
+            "{text}"
+        );
+        assert!(!text.contains("secrets"), "{text}");
+        if let SwanAuth::Certificate { local_auth, .. } = &mut c.auth {
+            *local_auth = Some("pubkey-sha256".into());
+        }
+        let text = c.render_swanctl_conf().unwrap();
+        assert!(text.contains("      auth = pubkey-sha256\n"), "{text}");
+        assert!(text.contains("      auth = pubkey\n      id = \"10.99.0.1\""));
+    }
+
+    #[test]
     fn strongswan_conf_loads_kdf_and_the_user_space_data_plane_first() {
-        let text = render_strongswan_conf(Path::new("/tmp/x"), true);
+        let text = render_strongswan_conf(
+            Path::new("/tmp/x"),
+            true,
+            &["signature_authentication = no".to_string()],
+        );
+        assert!(
+            text.contains("\n  signature_authentication = no\n"),
+            "{text}"
+        );
         assert!(text.contains("load = kernel-libipsec kernel-netlink "));
         assert!(text.contains(" kdf vici"));
         assert!(text.contains("socket = unix:///tmp/x/charon.vici"));
