@@ -2,7 +2,8 @@
 //! the lock that runs them one at a time, two xrsecd started face to face
 //! ([`Pair`]), waiting on a daemon's status or log, and reading the
 //! `label : value` lines of `xrsec show`, and certificates made by
-//! strongSwan's `pki`.
+//! strongSwan's `pki`; and, in [`swan_common`], what the strongSwan interop
+//! tests share.
 
 use std::net::Ipv4Addr;
 use std::os::unix::fs::PermissionsExt;
@@ -13,6 +14,8 @@ use std::time::{Duration, Instant};
 
 use xrsec_control::Status;
 use xrsec_lab::{router_config, Node, Topology, TopologyConfig, XrSuite, Xrsecd};
+
+pub mod swan_common;
 
 /// tunnel-ip1's address on router A and on router B (one /30).
 pub const INNER_A: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);

@@ -23,33 +23,22 @@
 //! doc): for xrsecd, charon is loaded before xrsecd starts; for charon,
 //! charon is loaded only once xrsecd's own first attempt has been refused.
 
-use std::net::Ipv4Addr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use xrsec_control::{IkeSa, TunnelState};
-use xrsec_e2e::{make_certificates, values_of, with_certificates};
-use xrsec_lab::{
-    router_config, Charon, LabDir, Node, SwanAuth, SwanConfig, SwanSa, Topology, TopologyConfig,
-    XrSuite, Xrsecd, LAB_PSK,
+use xrsec_e2e::swan_common::{
+    check_auth_and_identities, check_pings, first_attempt_refused, one_charon_sa, one_xrsecd_sa,
+    spi_rows, Initiator, Setup, SwanLab, XR_INNER,
 };
+use xrsec_e2e::{make_certificates, values_of, with_certificates};
+use xrsec_lab::{router_config, LabDir, SwanAuth, SwanSa, TopologyConfig, XrSuite};
 
-/// xrsecd's tunnel-ip1 address; charon's remote traffic selector.
-const XR_INNER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
-/// charon's inner address (on its `lo`), inside tunnel-ip1's /30.
-const SWAN_INNER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
 /// The underlay MTU, set on every veth: below a 4096-bit IKE_AUTH.
 const PATH_MTU: u32 = 1280;
 /// Every key, the CA's included.
 const RSA_BITS: u32 = 4096;
 /// Generous: a debug build of xrsecd signs with a 4096-bit key slowly.
 const SETTLE: Duration = Duration::from_secs(60);
-const PINGS: u32 = 3;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Initiator {
-    Xrsec,
-    Charon,
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Signatures {
@@ -90,49 +79,6 @@ fn method_1_with_strongswan_initiating() {
     interop(Initiator::Charon, Signatures::Method1);
 }
 
-/// The two peers of one case. Field order is drop order: both daemons go
-/// before the namespaces they run in, the certificates last.
-struct Lab {
-    xrsecd: Xrsecd,
-    charon: Charon,
-    xr_node: Node,
-    swan_node: Node,
-    topo: Topology,
-    _certs: LabDir,
-}
-
-impl Lab {
-    fn logs(&self) -> String {
-        format!(
-            "--- xrsecd ---\n{}\n--- charon ({}) ---\n{}",
-            self.xrsecd.log(),
-            self.charon.dir().display(),
-            self.charon.log()
-        )
-    }
-
-    fn list_sas(&self) -> Vec<SwanSa> {
-        self.charon
-            .list_sas()
-            .unwrap_or_else(|e| panic!("{e}\n{}", self.logs()))
-    }
-
-    /// Polls `probe` until it yields a value; on timeout panics with the
-    /// last reason it gave and both logs.
-    fn wait_for<T>(&self, what: &str, mut probe: impl FnMut() -> Result<T, String>) -> T {
-        let deadline = Instant::now() + SETTLE;
-        loop {
-            match probe() {
-                Ok(v) => return v,
-                Err(why) if Instant::now() >= deadline => {
-                    panic!("{what}: not so after {SETTLE:?}: {why}\n{}", self.logs())
-                }
-                Err(_) => std::thread::sleep(Duration::from_millis(100)),
-            }
-        }
-    }
-}
-
 fn interop(initiator: Initiator, signatures: Signatures) {
     if xrsec_e2e::needs_root() {
         return;
@@ -148,14 +94,13 @@ fn interop(initiator: Initiator, signatures: Signatures) {
     check_traffic(&lab);
 }
 
-fn start(initiator: Initiator, signatures: Signatures) -> Lab {
-    let topo = Topology::new(TopologyConfig::direct().with_mtu(PATH_MTU))
-        .expect("building the namespaces");
-    let (swan_node, xr_node) = match initiator {
-        Initiator::Xrsec => (Node::B, Node::A),
-        Initiator::Charon => (Node::A, Node::B),
-    };
-    let (swan_addr, xr_addr) = (topo.address(swan_node), topo.address(xr_node));
+fn start(initiator: Initiator, signatures: Signatures) -> SwanLab {
+    let setup = Setup::new(
+        TopologyConfig::direct().with_mtu(PATH_MTU),
+        initiator,
+        SETTLE,
+    );
+    let (swan_addr, xr_addr) = (setup.swan_addr(), setup.xr_addr());
     let certs = LabDir::new("swan-certs").expect("a directory for the certificates");
     let c = certs.path();
     make_certificates(
@@ -167,14 +112,8 @@ fn start(initiator: Initiator, signatures: Signatures) -> Lab {
         ],
     );
 
-    let mut swan_config = SwanConfig::psk(
-        swan_addr,
-        Some(xr_addr),
-        LAB_PSK,
-        "aes256-sha256-prfsha256-ecp384",
-        "aes256-sha256-ecp256",
-    )
-    .with_inner(SWAN_INNER, XR_INNER);
+    let mut swan_config =
+        setup.swan_config("aes256-sha256-prfsha256-ecp384", "aes256-sha256-ecp256");
     swan_config.auth = SwanAuth::Certificate {
         cert: c.join("charon.crt"),
         key: c.join("charon.key"),
@@ -189,56 +128,24 @@ fn start(initiator: Initiator, signatures: Signatures) -> Lab {
             .charon_extra
             .push("signature_authentication = no".into());
     }
-    let mut charon = Charon::new(&topo, swan_node, swan_config).expect("preparing charon");
-    charon.start().expect("starting charon");
-    if initiator == Initiator::Xrsec {
-        charon.load().expect("loading charon's connection");
-    }
     let config = with_certificates(
         &router_config(xr_addr, swan_addr, XR_INNER, &XrSuite::seed()),
         c,
         "xrsec",
     );
-    let xrsecd = match Xrsecd::start(&topo, xr_node, &config, &[]) {
-        Ok(x) => x,
-        Err(e) => panic!("starting xrsecd: {e}\ncharon log:\n{}", charon.log()),
-    };
-    let lab = Lab {
-        xrsecd,
-        charon,
-        xr_node,
-        swan_node,
-        topo,
-        _certs: certs,
-    };
+    let lab = setup.launch(swan_config, &config, Some(certs));
     if initiator == Initiator::Charon {
         lab.wait_for("xrsecd's first attempt refused", || {
-            let s = lab.xrsecd.status().map_err(|e| e.to_string())?;
-            let t = &s.tunnels[0];
-            let refused = t
-                .last_error
-                .as_deref()
-                .is_some_and(|e| e.contains("NO_PROPOSAL_CHOSEN"));
-            if t.failures >= 1 && refused && t.state != TunnelState::Up {
-                Ok(())
-            } else {
-                Err(format!(
-                    "{:?}, {} failures, last error {:?}",
-                    t.state, t.failures, t.last_error
-                ))
-            }
+            first_attempt_refused(&lab.xrsecd.status().map_err(|e| e.to_string())?)
         });
-        lab.charon.load().expect("loading charon's connection");
-        if let Err(e) = lab.charon.initiate("tunnel") {
-            panic!("charon's initiation: {e}\n{}", lab.logs());
-        }
+        lab.initiate_charon();
     }
     lab
 }
 
 /// Waits until each end has exactly one IKE SA, established, with its Child
 /// SA installed, in the roles arranged.
-fn settled(lab: &Lab, initiator: Initiator) -> (SwanSa, IkeSa) {
+fn settled(lab: &SwanLab, initiator: Initiator) -> (SwanSa, IkeSa) {
     lab.wait_for("one SA on each end, xrsecd's tunnel up", || {
         let s = lab.xrsecd.status().map_err(|e| e.to_string())?;
         if s.tunnels[0].state != TunnelState::Up {
@@ -247,53 +154,19 @@ fn settled(lab: &Lab, initiator: Initiator) -> (SwanSa, IkeSa) {
                 s.tunnels[0].state, s.tunnels[0].last_error
             ));
         }
-        let sas = lab.list_sas();
-        let swan = match sas.as_slice() {
-            [sa] if sa.is_established() && sa.child("tunnel").is_some_and(|c| c.is_installed()) => {
-                sa.clone()
-            }
-            _ => return Err(format!("charon has {sas:?}")),
-        };
-        let xr: Vec<&IkeSa> = s.sessions.iter().flat_map(|x| &x.ike_sas).collect();
-        let xr = match xr.as_slice() {
-            [sa] if sa.state == "READY" && sa.children.len() == 1 => (*sa).clone(),
-            _ => return Err(format!("xrsecd has {:?}", s.sessions)),
-        };
-        let want_role = match initiator {
-            Initiator::Xrsec => "Initiator",
-            Initiator::Charon => "Responder",
-        };
-        if xr.role != want_role || swan.local_is_initiator != (initiator == Initiator::Charon) {
-            return Err(format!(
-                "roles: xrsecd {}, charon initiator {}",
-                xr.role, swan.local_is_initiator
-            ));
-        }
+        let swan = one_charon_sa(&lab.list_sas())?;
+        let xr = one_xrsecd_sa(&s)?;
+        initiator.check_roles(&xr, &swan)?;
         Ok((swan, xr))
     })
 }
 
 /// `show ikev2 session detail` names the SPIs charon lists and RSA both
 /// ways; the identities are the addresses the certificates carry.
-fn check_spis_and_auth(lab: &Lab, initiator: Initiator, swan: &SwanSa, xr: &IkeSa) {
-    let child = swan.child("tunnel").expect("settled() saw the child");
-    let detail = lab
-        .xrsecd
-        .xrsec(&["show", "ikev2", "session", "detail"])
-        .unwrap_or_else(|e| panic!("{e}\n{}", lab.logs()));
-    let (local_spi, remote_spi) = match initiator {
-        Initiator::Xrsec => (swan.spi_i, swan.spi_r),
-        Initiator::Charon => (swan.spi_r, swan.spi_i),
-    };
-    for (label, value) in [
-        ("Authentication(Sign/Verify)", "RSA/RSA".to_string()),
-        ("Local SPI", format!("{local_spi:016X}")),
-        ("Remote SPI", format!("{remote_spi:016X}")),
-        (
-            "ESP SPI IN/OUT",
-            format!("0x{:08x} / 0x{:08x}", child.spi_out, child.spi_in),
-        ),
-    ] {
+fn check_spis_and_auth(lab: &SwanLab, initiator: Initiator, swan: &SwanSa, xr: &IkeSa) {
+    let detail = lab.xrsec(&["show", "ikev2", "session", "detail"]);
+    let auth = [("Authentication(Sign/Verify)", "RSA/RSA".to_string())];
+    for (label, value) in auth.into_iter().chain(spi_rows(initiator, swan)) {
         assert_eq!(
             values_of(&detail, label),
             [value.as_str()],
@@ -301,27 +174,15 @@ fn check_spis_and_auth(lab: &Lab, initiator: Initiator, swan: &SwanSa, xr: &IkeS
             lab.logs()
         );
     }
-    assert_eq!(
-        (xr.auth_sign.as_str(), xr.auth_verify.as_str()),
-        ("RSA", "RSA")
-    );
-    let (swan_addr, xr_addr) = (
-        lab.topo.address(lab.swan_node),
-        lab.topo.address(lab.xr_node),
-    );
-    assert_eq!(xr.local_id, xr_addr.to_string());
-    assert_eq!(xr.remote_id, swan_addr.to_string());
-    assert_eq!(swan.local_id, swan_addr.to_string());
-    assert_eq!(swan.remote_id, xr_addr.to_string());
+    check_auth_and_identities(lab, xr, swan, "RSA");
 }
 
 /// charon checked xrsecd's AUTH and made its own with the scheme the case
 /// is about.
-fn check_signatures(lab: &Lab, signatures: Signatures) {
+fn check_signatures(lab: &SwanLab, signatures: Signatures) {
     let log = lab.charon.log();
     let name = signatures.charon_name();
-    let swan_addr = lab.topo.address(lab.swan_node);
-    let xr_addr = lab.topo.address(lab.xr_node);
+    let (swan_addr, xr_addr) = lab.addresses();
     let verified = format!("authentication of '{xr_addr}' with {name} successful");
     let signed = format!("authentication of '{swan_addr}' (myself) with {name} successful");
     for line in [verified, signed] {
@@ -348,7 +209,7 @@ fn ike_auth_fragments(log: &str, verb: &str, before: &str) -> Option<u32> {
 /// Both IKE_AUTH messages crossed the 1280-byte path in fragments: xrsecd
 /// sent its own in fragments and reassembled charon's, and charon says the
 /// same of its side.
-fn check_fragmented_ike_auth(lab: &Lab) {
+fn check_fragmented_ike_auth(lab: &SwanLab) {
     let log = lab.xrsecd.log();
     let sent = ike_auth_fragments(&log, "sent", " in ");
     let received = ike_auth_fragments(&log, "received", "reassembled from ");
@@ -380,37 +241,6 @@ fn check_fragmented_ike_auth(lab: &Lab) {
 }
 
 /// Pings cross both ways through the tunnel.
-fn check_traffic(lab: &Lab) {
-    let from_xr = lab
-        .topo
-        .ping(lab.xr_node, SWAN_INNER, PINGS)
-        .expect("ping from xrsecd's side");
-    assert_eq!(
-        from_xr.received,
-        PINGS,
-        "ping {SWAN_INNER} from xrsecd's side: {from_xr:?}\n{}",
-        lab.logs()
-    );
-    let from_swan = lab
-        .topo
-        .ping_from(lab.swan_node, SWAN_INNER, XR_INNER, PINGS)
-        .expect("ping from charon's side");
-    assert_eq!(
-        from_swan.received,
-        PINGS,
-        "ping {XR_INNER} from charon's side: {from_swan:?}\n{}",
-        lab.logs()
-    );
-    let both_ways = u64::from(2 * PINGS);
-    let sas = lab.list_sas();
-    let child = sas
-        .first()
-        .and_then(|sa| sa.child("tunnel"))
-        .unwrap_or_else(|| panic!("charon lost its SA: {sas:?}"));
-    assert!(
-        child.packets_in >= both_ways && child.packets_out >= both_ways,
-        "charon counted {} in, {} out; expected at least {both_ways} each",
-        child.packets_in,
-        child.packets_out
-    );
+fn check_traffic(lab: &SwanLab) {
+    check_pings(lab);
 }

@@ -24,28 +24,18 @@
 //! stopping xrsecd deletes charon's SAs too (its DELETE reached charon).
 
 use std::net::Ipv4Addr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use xrsec_control::{IkeSa, Status, TunnelState};
-use xrsec_e2e::values_of;
-use xrsec_lab::{
-    router_config, Charon, Node, SwanConfig, SwanSa, Topology, TopologyConfig, XrSuite, Xrsecd,
-    LAB_PSK,
+use xrsec_control::{IkeSa, TunnelState};
+use xrsec_e2e::swan_common::{
+    check_auth_and_identities, check_pings, first_attempt_refused, one_charon_sa, one_xrsecd_sa,
+    spi_rows, Initiator, Setup, SwanLab, SWAN_INNER, XR_INNER,
 };
+use xrsec_e2e::values_of;
+use xrsec_lab::{router_config, SwanSa, TopologyConfig, XrSuite};
 
-/// xrsecd's tunnel-ip1 address; charon's remote traffic selector.
-const XR_INNER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
-/// charon's inner address (on its `lo`), inside tunnel-ip1's /30.
-const SWAN_INNER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
 /// Generous: a debug build of xrsecd does P-521 slowly.
 const SETTLE: Duration = Duration::from_secs(30);
-const PINGS: u32 = 3;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Initiator {
-    Xrsec,
-    Charon,
-}
 
 /// One suite as each side writes it and as each side reports it.
 struct Suite {
@@ -140,61 +130,6 @@ fn aes_cbc_128_sha1_group_19_with_strongswan_initiating() {
     interop(&sha1_suite(), Initiator::Charon);
 }
 
-/// The two peers of one case. Field order is drop order: both daemons go
-/// before the namespaces they run in.
-struct Lab {
-    xrsecd: Xrsecd,
-    charon: Charon,
-    xr_node: Node,
-    swan_node: Node,
-    topo: Topology,
-}
-
-impl Lab {
-    /// Both daemons' logs, for a failure message.
-    fn logs(&self) -> String {
-        format!(
-            "--- xrsecd ---\n{}\n--- charon ({}) ---\n{}",
-            self.xrsecd.log(),
-            self.charon.dir().display(),
-            self.charon.log()
-        )
-    }
-
-    fn xrsec(&self, args: &[&str]) -> String {
-        self.xrsecd
-            .xrsec(args)
-            .unwrap_or_else(|e| panic!("{e}\n{}", self.logs()))
-    }
-
-    fn status(&self) -> Status {
-        self.xrsecd
-            .status()
-            .unwrap_or_else(|e| panic!("{e}\n{}", self.logs()))
-    }
-
-    fn list_sas(&self) -> Vec<SwanSa> {
-        self.charon
-            .list_sas()
-            .unwrap_or_else(|e| panic!("{e}\n{}", self.logs()))
-    }
-
-    /// Polls `probe` until it yields a value; on timeout panics with the
-    /// last reason it gave and both logs.
-    fn wait_for<T>(&self, what: &str, mut probe: impl FnMut() -> Result<T, String>) -> T {
-        let deadline = Instant::now() + SETTLE;
-        loop {
-            match probe() {
-                Ok(v) => return v,
-                Err(why) if Instant::now() >= deadline => {
-                    panic!("{what}: not so after {SETTLE:?}: {why}\n{}", self.logs())
-                }
-                Err(_) => std::thread::sleep(Duration::from_millis(100)),
-            }
-        }
-    }
-}
-
 /// Brings the tunnel up with `initiator` initiating, checks both ends and the
 /// traffic, then stops xrsecd and checks that charon is left with nothing.
 fn interop(suite: &Suite, initiator: Initiator) {
@@ -214,63 +149,18 @@ fn interop(suite: &Suite, initiator: Initiator) {
 
 /// Places the peers by who is to initiate and starts them in the order that
 /// makes it so (see the module doc).
-fn start(suite: &Suite, initiator: Initiator) -> Lab {
-    let topo = Topology::new(TopologyConfig::direct()).expect("building the namespaces");
-    // The initiator sits in A: either side's placement would do, since who
-    // initiates is decided by the start order alone.
-    let (swan_node, xr_node) = match initiator {
-        Initiator::Xrsec => (Node::B, Node::A),
-        Initiator::Charon => (Node::A, Node::B),
-    };
-    let (swan_addr, xr_addr) = (topo.address(swan_node), topo.address(xr_node));
-    let swan_config = SwanConfig::psk(
-        swan_addr,
-        Some(xr_addr),
-        LAB_PSK,
-        suite.swan_ike,
-        suite.swan_esp,
-    )
-    .with_inner(SWAN_INNER, XR_INNER);
-    let mut charon = Charon::new(&topo, swan_node, swan_config).expect("preparing charon");
-    charon.start().expect("starting charon");
-    if initiator == Initiator::Xrsec {
-        charon.load().expect("loading charon's connection");
-    }
-    let config = router_config(xr_addr, swan_addr, XR_INNER, &suite.xr);
-    let xrsecd = match Xrsecd::start(&topo, xr_node, &config, &[]) {
-        Ok(x) => x,
-        Err(e) => panic!("starting xrsecd: {e}\ncharon log:\n{}", charon.log()),
-    };
-    let lab = Lab {
-        xrsecd,
-        charon,
-        xr_node,
-        swan_node,
-        topo,
-    };
+fn start(suite: &Suite, initiator: Initiator) -> SwanLab {
+    let setup = Setup::new(TopologyConfig::direct(), initiator, SETTLE);
+    let swan_config = setup.swan_config(suite.swan_ike, suite.swan_esp);
+    let config = router_config(setup.xr_addr(), setup.swan_addr(), XR_INNER, &suite.xr);
+    let lab = setup.launch(swan_config, &config, None);
     if initiator == Initiator::Charon {
         // charon knows no connection yet: xrsecd's attempt must fail before
         // charon makes its own.
         lab.wait_for("xrsecd's first attempt refused", || {
-            let s = lab.status();
-            let t = &s.tunnels[0];
-            let refused = t
-                .last_error
-                .as_deref()
-                .is_some_and(|e| e.contains("NO_PROPOSAL_CHOSEN"));
-            if t.failures >= 1 && refused && t.state != TunnelState::Up {
-                Ok(())
-            } else {
-                Err(format!(
-                    "{:?}, {} failures, last error {:?}",
-                    t.state, t.failures, t.last_error
-                ))
-            }
+            first_attempt_refused(&lab.status())
         });
-        lab.charon.load().expect("loading charon's connection");
-        if let Err(e) = lab.charon.initiate("tunnel") {
-            panic!("charon's initiation: {e}\n{}", lab.logs());
-        }
+        lab.initiate_charon();
     }
     lab
 }
@@ -278,7 +168,7 @@ fn start(suite: &Suite, initiator: Initiator) -> Lab {
 /// Waits until each end has exactly one IKE SA, established, with its Child
 /// SA installed, and xrsecd reports the tunnel up; returns charon's SA and
 /// xrsecd's.
-fn settled(lab: &Lab, initiator: Initiator) -> (SwanSa, IkeSa) {
+fn settled(lab: &SwanLab, initiator: Initiator) -> (SwanSa, IkeSa) {
     lab.wait_for("xrsecd's tunnel up", || {
         let s = lab.status();
         match s.tunnels[0].state {
@@ -290,36 +180,15 @@ fn settled(lab: &Lab, initiator: Initiator) -> (SwanSa, IkeSa) {
         }
     });
     lab.wait_for("one SA on each end", || {
-        let sas = lab.list_sas();
-        let swan = match sas.as_slice() {
-            [sa] if sa.is_established() && sa.child("tunnel").is_some_and(|c| c.is_installed()) => {
-                sa.clone()
-            }
-            _ => return Err(format!("charon has {sas:?}")),
-        };
-        let s = lab.status();
-        let xr: Vec<&IkeSa> = s.sessions.iter().flat_map(|x| &x.ike_sas).collect();
-        let xr = match xr.as_slice() {
-            [sa] if sa.state == "READY" && sa.children.len() == 1 => (*sa).clone(),
-            _ => return Err(format!("xrsecd has {:?}", s.sessions)),
-        };
-        // A collision can leave the loser briefly on one side only.
-        let want_role = match initiator {
-            Initiator::Xrsec => "Initiator",
-            Initiator::Charon => "Responder",
-        };
-        if xr.role != want_role || swan.local_is_initiator != (initiator == Initiator::Charon) {
-            return Err(format!(
-                "roles: xrsecd {}, charon initiator {}",
-                xr.role, swan.local_is_initiator
-            ));
-        }
+        let swan = one_charon_sa(&lab.list_sas())?;
+        let xr = one_xrsecd_sa(&lab.status())?;
+        initiator.check_roles(&xr, &swan)?;
         Ok((swan, xr))
     })
 }
 
 /// Both ends describe the same IKE SA and Child SA.
-fn check_agreement(lab: &Lab, suite: &Suite, initiator: Initiator, swan: &SwanSa, xr: &IkeSa) {
+fn check_agreement(lab: &SwanLab, suite: &Suite, initiator: Initiator, swan: &SwanSa, xr: &IkeSa) {
     let logs = || lab.logs();
     let child = swan.child("tunnel").expect("settled() saw the child");
 
@@ -348,18 +217,8 @@ fn check_agreement(lab: &Lab, suite: &Suite, initiator: Initiator, swan: &SwanSa
         (encr, keysize, prf, hash, group),
         "xrsecd's IKE SA"
     );
-    assert_eq!(
-        (xr.auth_sign.as_str(), xr.auth_verify.as_str()),
-        ("PSK", "PSK")
-    );
-    let (swan_addr, xr_addr) = (
-        lab.topo.address(lab.swan_node),
-        lab.topo.address(lab.xr_node),
-    );
-    assert_eq!(xr.local_id, xr_addr.to_string());
-    assert_eq!(xr.remote_id, swan_addr.to_string());
-    assert_eq!(swan.local_id, swan_addr.to_string());
-    assert_eq!(swan.remote_id, xr_addr.to_string());
+    check_auth_and_identities(lab, xr, swan, "PSK");
+    let (swan_addr, xr_addr) = lab.addresses();
 
     // kernel-libipsec claims a NAT, so both ends moved to 4500.
     assert!(xr.nat_t, "xrsecd did not take up NAT-T\n{}", logs());
@@ -418,27 +277,14 @@ fn check_agreement(lab: &Lab, suite: &Suite, initiator: Initiator, swan: &SwanSa
 }
 
 /// What an engineer reads in `xrsec show` says the same.
-fn check_show_commands(lab: &Lab, initiator: Initiator, swan: &SwanSa) {
+fn check_show_commands(lab: &SwanLab, initiator: Initiator, swan: &SwanSa) {
     let child = swan.child("tunnel").expect("settled() saw the child");
     let detail = lab.xrsec(&["show", "ikev2", "session", "detail"]);
-    let (local_spi, remote_spi) = match initiator {
-        Initiator::Xrsec => (swan.spi_i, swan.spi_r),
-        Initiator::Charon => (swan.spi_r, swan.spi_i),
-    };
-    let role = match initiator {
-        Initiator::Xrsec => "Initiator",
-        Initiator::Charon => "Responder",
-    };
-    for (label, value) in [
-        ("Role", role.to_string()),
+    let rows = [
+        ("Role", initiator.xr_role().to_string()),
         ("NAT-T", "yes".to_string()),
-        ("Local SPI", format!("{local_spi:016X}")),
-        ("Remote SPI", format!("{remote_spi:016X}")),
-        (
-            "ESP SPI IN/OUT",
-            format!("0x{:08x} / 0x{:08x}", child.spi_out, child.spi_in),
-        ),
-    ] {
+    ];
+    for (label, value) in rows.into_iter().chain(spi_rows(initiator, swan)) {
         assert_eq!(
             values_of(&detail, label),
             [value.as_str()],
@@ -474,42 +320,8 @@ fn check_show_commands(lab: &Lab, initiator: Initiator, swan: &SwanSa) {
 
 /// Pings cross both ways through the tunnel and both ends count them on the
 /// SAs they agreed on.
-fn check_traffic(lab: &Lab) {
-    let from_xr = lab
-        .topo
-        .ping(lab.xr_node, SWAN_INNER, PINGS)
-        .expect("ping from xrsecd's side");
-    assert_eq!(
-        from_xr.received,
-        PINGS,
-        "ping {SWAN_INNER} from xrsecd's side: {from_xr:?}\n{}",
-        lab.logs()
-    );
-    let from_swan = lab
-        .topo
-        .ping_from(lab.swan_node, SWAN_INNER, XR_INNER, PINGS)
-        .expect("ping from charon's side");
-    assert_eq!(
-        from_swan.received,
-        PINGS,
-        "ping {XR_INNER} from charon's side: {from_swan:?}\n{}",
-        lab.logs()
-    );
-
-    // Each ping is one packet each way on each side: requests one way,
-    // replies the other.
-    let both_ways = u64::from(2 * PINGS);
-    let sas = lab.list_sas();
-    let child = sas
-        .first()
-        .and_then(|sa| sa.child("tunnel"))
-        .unwrap_or_else(|| panic!("charon lost its SA: {sas:?}"));
-    assert!(
-        child.packets_in >= both_ways && child.packets_out >= both_ways,
-        "charon counted {} in, {} out; expected at least {both_ways} each",
-        child.packets_in,
-        child.packets_out
-    );
+fn check_traffic(lab: &SwanLab) {
+    let both_ways = check_pings(lab);
     let status = lab.status();
     let ipsec = status.tunnels[0].ipsec.as_ref().expect("still up");
     assert!(
@@ -528,7 +340,7 @@ fn check_traffic(lab: &Lab) {
 
 /// SIGTERM makes xrsecd delete its SAs; charon, which has no DPD here and
 /// would otherwise keep them for hours, must be left with none.
-fn check_stop_deletes_charons_sas(lab: &mut Lab) {
+fn check_stop_deletes_charons_sas(lab: &mut SwanLab) {
     let clean = lab.xrsecd.stop().expect("stopping xrsecd");
     assert!(clean, "xrsecd did not exit 0 on SIGTERM\n{}", lab.logs());
     lab.wait_for("charon's SAs deleted by xrsecd's DELETE", || {
