@@ -790,14 +790,16 @@ impl Daemon {
         let Some(keys) = self.keys.as_mut() else {
             return;
         };
-        for s in self.endpoint.sessions() {
-            if self.keys_saved.contains(&s.id) {
+        let live: HashSet<IkeSaId> = self.endpoint.sessions().iter().map(|s| s.id).collect();
+        self.keys_saved.retain(|id| live.contains(id));
+        for &id in &live {
+            if self.keys_saved.contains(&id) {
                 continue;
             }
-            let Some(k) = self.endpoint.export_ike_keys(s.id) else {
+            let Some(k) = self.endpoint.export_ike_keys(id) else {
                 continue;
             };
-            self.keys_saved.insert(s.id);
+            self.keys_saved.insert(id);
             let line = IkeKeyLine {
                 spi_i: k.spi_i,
                 spi_r: k.spi_r,
@@ -812,8 +814,6 @@ impl Daemon {
                 warn!("--save-keys: cannot write ikev2_decryption_table: {e}");
             }
         }
-        let live: HashSet<IkeSaId> = self.endpoint.sessions().iter().map(|s| s.id).collect();
-        self.keys_saved.retain(|id| live.contains(id));
     }
 
     fn handle_request(&mut self, now: Instant, req: Request) -> Response {
