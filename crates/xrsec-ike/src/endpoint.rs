@@ -1013,6 +1013,52 @@ impl<R: CryptoRngCore> Endpoint<R> {
         self.request(now, id, Request::Liveness);
     }
 
+    /// Rekeys the Child SA with this inbound SPI now (the dataplane's soft
+    /// volume lifetime, `lifetime kilobytes`); time lifetimes need no call.
+    pub fn rekey_child_sa(&mut self, now: Instant, spi_in: u32) {
+        let Some(id) = self.owner_of_child(spi_in) else {
+            return;
+        };
+        if let Some(sa) = self.sas.get_mut(&id) {
+            let mut ctx = ctx!(self, now);
+            if sa.rekey_child(&mut ctx, spi_in) {
+                sa.handle_timeout(&mut ctx);
+            }
+        }
+        self.after(now, id);
+    }
+
+    /// Ends the Child SA with this inbound SPI as at its hard lifetime (the
+    /// dataplane's hard volume lifetime, or its sequence numbers running
+    /// out): replaced if a rekey has its successor ready, else its IKE SA
+    /// is deleted and the tunnel can be negotiated anew.
+    pub fn expire_child_sa(&mut self, now: Instant, spi_in: u32) {
+        let Some(id) = self.owner_of_child(spi_in) else {
+            return;
+        };
+        if let Some(sa) = self.sas.get_mut(&id) {
+            let mut ctx = ctx!(self, now);
+            sa.expire_child(&mut ctx, spi_in);
+            sa.handle_timeout(&mut ctx);
+        }
+        self.after(now, id);
+    }
+
+    /// ESP traffic came in on the tunnel's Child SAs: the peer is alive,
+    /// and dead peer detection waits its interval again from `now`.
+    pub fn traffic_received(&mut self, now: Instant, tunnel: TunnelId) {
+        for sa in self.sas.values_mut().filter(|s| s.tunnel == tunnel) {
+            sa.heard_from_peer(now);
+        }
+    }
+
+    fn owner_of_child(&self, spi_in: u32) -> Option<IkeSaId> {
+        self.sas
+            .iter()
+            .find(|(_, s)| s.child_spis_in().contains(&spi_in))
+            .map(|(id, _)| *id)
+    }
+
     fn request(&mut self, now: Instant, id: IkeSaId, req: Request) {
         if let Some(sa) = self.sas.get_mut(&id) {
             let mut ctx = ctx!(self, now);

@@ -26,6 +26,11 @@ pub(crate) struct Installed {
     pub udp_encap: bool,
     pub local: SocketAddr,
     pub remote: SocketAddr,
+    /// The tunnel sends with this SA.
+    pub outbound: bool,
+    /// Its outbound half, waiting to be switched on (a rekey the peer
+    /// started: until the peer deletes the SA this one replaces).
+    pub pending: Option<xrsec_esp::SaSpec>,
 }
 
 /// One `interface tunnel-ipN`.
@@ -51,17 +56,25 @@ pub(crate) struct Tunnel {
     /// proposals; as initiator we only learn ours was refused).
     pub proposal_mismatch: Option<(String, Instant)>,
     pub retry_at: Option<Instant>,
-    /// Installed Child SAs, oldest first; the last one carries outbound
-    /// traffic.
+    /// Installed Child SAs, oldest first; the one marked `outbound`
+    /// carries outbound traffic.
     pub children: Vec<Installed>,
+    /// Inbound ESP packets of its Child SAs at the last look (dead peer
+    /// detection takes traffic as a sign of life).
+    pub inbound_packets_seen: u64,
     /// Everything the tunnel's behaviour depends on, secrets included, to
     /// tell on reload whether it changed (never printed).
     pub fingerprint: String,
 }
 
 impl Tunnel {
+    /// The Child SA the tunnel sends with (else the newest).
     pub(crate) fn current(&self) -> Option<&Installed> {
-        self.children.last()
+        self.children
+            .iter()
+            .rev()
+            .find(|c| c.outbound)
+            .or(self.children.last())
     }
 
     /// Records a failure and schedules the next attempt: 2, 4, 8 ... 60 s.
@@ -109,6 +122,7 @@ pub(crate) fn from_config(config: &Config) -> Result<Vec<Tunnel>, SetupError> {
             proposal_mismatch: None,
             retry_at: None,
             children: Vec::new(),
+            inbound_packets_seen: 0,
             fingerprint: String::new(),
         };
         let Some(view) = view else {
