@@ -155,6 +155,19 @@ pub(crate) fn from_config(config: &Config) -> Result<Vec<Tunnel>, SetupError> {
     Ok(out)
 }
 
+/// `ikev2 fragmentation` as the log says it.
+pub(crate) fn fragmentation_text(f: &xrsec_config::IkeFragmentation) -> String {
+    if f.enabled() {
+        format!(
+            "IKE fragmentation (RFC 7383): offered, messages cut into IP datagrams of at most {} bytes",
+            f.mtu()
+        )
+    } else {
+        "IKE fragmentation (RFC 7383): off (`no ikev2 fragmentation`): large messages go whole"
+            .to_string()
+    }
+}
+
 /// Reads a `crypto ca trustpoint`'s files: the CA certificate peers must
 /// chain to, our certificate (and intermediates), our private key (refused
 /// when others than its owner may read it).
