@@ -8,15 +8,16 @@
 //! fragments that each fit the path, and the tunnel comes up. With `no
 //! ikev2 fragmentation` on one side the SA does not negotiate fragmentation,
 //! each IKE_AUTH goes whole, the IP layer cuts it, the fragments are dropped,
-//! and `show ikev2 session` names the cause and the fix on both sides.
+//! and `show ikev2 session` names the cause and the fix on both sides; the
+//! fix applied with a reload brings the tunnel up.
 
 use std::time::{Duration, Instant};
 
 use xrsec_e2e::{
-    make_certificate_chain, value_of, wait_converged, with_certificates, Pair, PairConfig, INNER_A,
-    INNER_B,
+    make_certificate_chain, value_of, wait_converged, wait_for_log, with_certificates, Pair,
+    PairConfig, INNER_A, INNER_B,
 };
-use xrsec_lab::{router_config, LabDir, Node, Topology, TopologyConfig, XrSuite};
+use xrsec_lab::{router_config, LabDir, Node, Signal, Topology, TopologyConfig, XrSuite};
 
 /// The underlay MTU, below a 4096-bit IKE_AUTH with two certificates.
 const PATH_MTU: u32 = 1280;
@@ -196,4 +197,21 @@ fn with_fragmentation_off_on_one_side_ike_auth_is_lost_and_show_names_cause_and_
         a_log.contains("IKE_AUTH request 1 takes an IP datagram of"),
         "{a_log}"
     );
+
+    // The fix, applied by a reload (SIGHUP): the tunnel's settings did not
+    // change, so it keeps retrying, and its next IKE SA offers
+    // fragmentation.
+    let mut a = pair.a;
+    let config = std::fs::read_to_string(a.config_path()).unwrap();
+    let fixed = config.replacen("no ikev2 fragmentation\n", "", 1);
+    assert_ne!(fixed, config);
+    std::fs::write(a.config_path(), fixed).unwrap();
+    a.signal(Signal::Hangup).unwrap();
+    wait_for_log(
+        &a,
+        "IKE fragmentation (RFC 7383): offered, messages cut into IP datagrams of at most 1280 bytes from now on",
+    );
+    wait_converged(&a, &pair.b, GIVE_UP);
+    let p = pair.topo.ping(Node::A, INNER_B, 3).unwrap();
+    assert_eq!(p.received, 3, "{p:?}");
 }
