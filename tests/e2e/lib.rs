@@ -377,6 +377,21 @@ fn issue(dir: &Path, issuer: &str, dn: &str, extra: &[&str], public: &Path, out:
     pki(&args, Some(public), out);
 }
 
+/// Renews `NAME.key` and `NAME.crt` in a [`make_certificates`] directory:
+/// a new key, and a certificate under the same subject and address from
+/// the same CA (what an operator's renewal writes over the old files).
+pub fn renew_certificate(dir: &Path, bits: u32, name: &str, ip: &str) {
+    let (_, public) = rsa_key(dir, name, bits);
+    issue(
+        dir,
+        "ca",
+        &format!("CN={name}"),
+        &["--san", ip],
+        &public,
+        &dir.join(format!("{name}.crt")),
+    );
+}
+
 /// As [`make_certificates`], but through an intermediate CA: `ca.key` and
 /// `ca.crt` (the root, which both routers trust), `intermediate.key` and
 /// `intermediate.crt` (CA:TRUE, issued by the root), and for each router
