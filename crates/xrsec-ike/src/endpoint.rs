@@ -275,6 +275,22 @@ impl<R: CryptoRngCore> Endpoint<R> {
         self.resolve_duplicates = on;
     }
 
+    /// Changes [`EndpointOptions::fragmentation`] and
+    /// [`EndpointOptions::fragment_size`] at run time (a configuration
+    /// reload). IKE SAs negotiated from now on offer (or not) fragmentation
+    /// accordingly; an existing IKE SA keeps what its IKE_SA_INIT settled
+    /// (RFC 7383 2.3: it is negotiated once per SA) and cuts its next
+    /// messages at the new size.
+    pub fn set_fragmentation(&mut self, on: bool, fragment_size: u16) {
+        self.opts.fragmentation = on;
+        self.opts.fragment_size = fragment_size;
+    }
+
+    /// The options in force.
+    pub fn options(&self) -> &EndpointOptions {
+        &self.opts
+    }
+
     /// The tunnels this endpoint negotiates.
     pub fn tunnels(&self) -> &[TunnelConfig] {
         &self.tunnels

@@ -320,10 +320,11 @@ impl fmt::Display for FailureReason {
                 oversized: Some(o),
             } => write!(
                 f,
-                "no response to {exchange} after {tries} transmissions: our request took an IP datagram of {} bytes, more than the fragment size {}, and went unfragmented because {}; a path that drops IP fragments loses it",
+                "no response to {exchange} after {tries} transmissions: our request took an IP datagram of {} bytes, more than the fragment size {}, and went unfragmented because {}; a path that drops IP fragments loses it: {}",
                 o.bytes,
                 o.fragment_size,
-                o.why_whole()
+                o.why_whole(),
+                o.fix()
             ),
             Self::InvalidKePayload { requested } => write!(
                 f,
@@ -363,6 +364,16 @@ impl Oversized {
             "IKE fragmentation (RFC 7383) is disabled on this end"
         } else {
             "the peer does not support IKE fragmentation (RFC 7383)"
+        }
+    }
+
+    /// What to change so that it is fragmented, as a sentence.
+    pub fn fix(&self) -> &'static str {
+        if self.disabled_locally {
+            "remove `no ikev2 fragmentation` from this router's configuration"
+        } else {
+            "enable IKE fragmentation on the peer (`ikev2 fragmentation` on xrsec, \
+             `crypto ikev2 fragmentation` on Cisco IOS XE, `fragmentation = yes` on strongSwan)"
         }
     }
 }

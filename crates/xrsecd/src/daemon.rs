@@ -85,8 +85,14 @@ pub(crate) async fn run(args: Args, config: Config) -> Result<(), String> {
         OsRng,
         EndpointOptions {
             force_udp_encap: args.force_udp_encap,
+            fragmentation: config.ikev2_fragmentation.enabled(),
+            fragment_size: config.ikev2_fragmentation.mtu(),
             ..EndpointOptions::default()
         },
+    );
+    info!(
+        "{}",
+        tunnels::fragmentation_text(&config.ikev2_fragmentation)
     );
 
     let keys = match &args.save_keys {
@@ -1019,6 +1025,15 @@ impl Daemon {
                 error!("reload: {e}; keeping the running configuration");
                 return;
             }
+        }
+        let frag = config.ikev2_fragmentation;
+        let opts = self.endpoint.options();
+        if (opts.fragmentation, opts.fragment_size) != (frag.enabled(), frag.mtu()) {
+            info!(
+                "{} from now on; IKE SAs up keep what they negotiated",
+                tunnels::fragmentation_text(&frag)
+            );
+            self.endpoint.set_fragmentation(frag.enabled(), frag.mtu());
         }
         let mut old: Vec<Tunnel> = std::mem::take(&mut self.tunnels);
         let (mut kept, mut changed, mut added, mut removed) = (0, 0, 0, 0);
