@@ -166,6 +166,13 @@ pub(crate) struct Outbox {
     pub transmits: VecDeque<Transmit>,
     pub events: VecDeque<Event>,
     pub log: VecDeque<LogLine>,
+    /// IKE SAs a rekey made, for the endpoint to add to its table.
+    pub rekeyed: Vec<crate::sa::Rekeyed>,
+    /// Child SAs moving to an IKE SA already in the table.
+    pub adopt: Vec<crate::sa::Adoption>,
+    /// Our SPIs of IKE SAs that lost a rekey collision: their initiator
+    /// deletes them, else we do after a grace period.
+    pub losers: Vec<u64>,
 }
 
 impl Outbox {
@@ -224,6 +231,7 @@ macro_rules! ctx {
             tunnels: &$self.tunnels,
             out: &mut $self.out,
             child_spis: &mut $self.child_spis,
+            ike_spis: &$self.by_spi,
             system_time: $self.system_time,
             peer_has_other_sa: false,
             defer_peer_delete: None,
@@ -761,6 +769,7 @@ impl<R: CryptoRngCore> Endpoint<R> {
     /// Bookkeeping after an SA handled something: INITIAL_CONTACT, the
     /// events of an SA just established, duplicates, removal.
     fn after(&mut self, now: Instant, id: IkeSaId) {
+        self.take_rekeyed(now);
         let Some(sa) = self.sas.get_mut(&id) else {
             return;
         };
@@ -808,6 +817,67 @@ impl<R: CryptoRngCore> Endpoint<R> {
         }
         self.release_deferred_downs();
         self.reap_one(now, id);
+    }
+
+    /// Adds the IKE SAs rekeys made and moves Child SAs between them; the
+    /// daemon hears of each IKE SA that took over a tunnel's Child SAs.
+    fn take_rekeyed(&mut self, now: Instant) {
+        for r in std::mem::take(&mut self.out.rekeyed) {
+            let mut sa = r.sa;
+            let id = self.alloc_id();
+            sa.id = id;
+            let our_spi = match sa.role {
+                Role::Initiator => sa.spi_i,
+                Role::Responder => sa.spi_r,
+            };
+            self.by_spi.insert(our_spi, id);
+            if r.took_children {
+                self.rekey_announced(r.old, &sa);
+            }
+            self.sas.insert(id, sa);
+        }
+        for spi in std::mem::take(&mut self.out.losers) {
+            if let Some(sa) = self.by_spi.get(&spi).and_then(|id| self.sas.get_mut(id)) {
+                sa.superseded = Some(now + crate::sa::SUPERSEDED_GRACE);
+            }
+        }
+        for a in std::mem::take(&mut self.out.adopt) {
+            let from = a.from;
+            // The target went meanwhile: the Child SAs stay where they were.
+            let to = match self.by_spi.get(&a.to_spi) {
+                Some(&to) if self.sas.get(&to).is_some_and(IkeSa::is_established) => to,
+                _ => {
+                    if let Some(sa) = self.sas.get_mut(&from) {
+                        let mut ctx = ctx!(self, now);
+                        sa.adopt(&mut ctx, a);
+                    }
+                    continue;
+                }
+            };
+            if let Some(sa) = self.sas.get_mut(&to) {
+                let mut ctx = ctx!(self, now);
+                sa.adopt(&mut ctx, a);
+            }
+            if let Some(sa) = self.sas.get(&to) {
+                let event = self.rekey_event(from, sa);
+                self.out.events.extend(event);
+            }
+        }
+    }
+
+    fn rekey_announced(&mut self, old: IkeSaId, new: &IkeSa) {
+        let event = self.rekey_event(old, new);
+        self.out.events.extend(event);
+    }
+
+    fn rekey_event(&self, old: IkeSaId, new: &IkeSa) -> Option<Event> {
+        let t = find_tunnel(&self.tunnels, new.tunnel)?;
+        Some(Event::IkeSaRekeyed {
+            old,
+            new: new.id,
+            tunnel: new.tunnel,
+            info: new.info_now(t)?,
+        })
     }
 
     /// Reports the SAs the peer deleted in favour of one of ours once that
@@ -1042,6 +1112,12 @@ impl<R: CryptoRngCore> Endpoint<R> {
             }
         }
         self.after(now, id);
+    }
+
+    /// Rekeys IKE SA `id` now (it also happens by itself at 80-90% of the
+    /// tunnel's IKE SA lifetime).
+    pub fn rekey_ike_sa(&mut self, now: Instant, id: IkeSaId) {
+        self.request(now, id, Request::RekeyIke);
     }
 
     /// Ends the Child SA with this inbound SPI as at its hard lifetime (the

@@ -63,6 +63,15 @@ pub enum Event {
         spi_out: u32,
         reason: DownReason,
     },
+    /// The IKE SA `old` was rekeyed (RFC 7296 1.3.2): `new` carries its
+    /// Child SAs from now on (they are unchanged: same SPIs, same keys);
+    /// `old` goes without an [`Event::IkeSaDown`].
+    IkeSaRekeyed {
+        old: IkeSaId,
+        new: IkeSaId,
+        tunnel: TunnelId,
+        info: IkeSaInfo,
+    },
     /// An established IKE SA is gone (its Child SAs got their own events
     /// first).
     IkeSaDown {

@@ -62,7 +62,10 @@ macro_rules! find_payload {
     };
 }
 
+mod ike_rekey;
 mod rekey;
+
+pub(crate) use ike_rekey::{Adoption, Rekeyed, SUPERSEDED_GRACE};
 
 pub(crate) use rekey::{Lifetimes, PeerRekey, Retiring};
 
@@ -81,6 +84,8 @@ pub(crate) struct Ctx<'a, R> {
     pub tunnels: &'a [TunnelConfig],
     pub out: &'a mut Outbox,
     pub child_spis: &'a mut std::collections::HashSet<u32>,
+    /// Our IKE SPIs in use (a rekeyed IKE SA takes a new one).
+    pub ike_spis: &'a std::collections::HashMap<u64, IkeSaId>,
     /// The wall-clock time to check certificates' validity at.
     pub system_time: Option<std::time::SystemTime>,
     /// Another IKE SA with this SA's peer is established: our IKE_AUTH then
@@ -389,6 +394,12 @@ pub(crate) struct Established {
     retiring: Vec<Retiring>,
     /// Our Child SA rekey in flight.
     our_rekey: Option<rekey::OurChildRekey>,
+    /// Our IKE SA rekey queued or in flight.
+    ike_rekeying: bool,
+    our_ike_rekey: Option<ike_rekey::OurIkeRekey>,
+    /// The peer's IKE SA rekey answered while ours was in flight (RFC 7296
+    /// 2.8.2 decides between the two when our answer comes).
+    peer_ike_rekey: Option<ike_rekey::PeerIkeRekey>,
     /// The IKE SA's own soft and hard lifetimes.
     times: Lifetimes,
     /// The last time an authenticated message (or, as the daemon reports
@@ -421,6 +432,8 @@ pub(crate) enum Request {
     RekeyChild {
         spi_in: u32,
     },
+    /// CREATE_CHILD_SA rekeying the IKE SA itself.
+    RekeyIke,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -480,6 +493,11 @@ pub(crate) struct IkeSa {
     /// Child SA's `NegotiationFailed`), which the endpoint publishes once it
     /// has decided this SA is kept.
     pub pending_up: Vec<Event>,
+    /// Replaced by a rekeyed IKE SA (or waiting, in a rekey collision, to
+    /// learn whether it is): its Child SAs live in the new one, it starts
+    /// no exchange of its own, and its end is reported to nobody. The time
+    /// is when we delete it ourselves if the peer has not by then.
+    pub superseded: Option<Instant>,
     /// Down events held back (see [`Ctx::defer_peer_delete`]) until the
     /// IKE SA named here is up or failed; the endpoint takes them.
     pub deferred_down: Option<(IkeSaId, Vec<Event>)>,
@@ -666,6 +684,7 @@ fn exchange_name(kind: InFlightKind) -> &'static str {
         InFlightKind::Auth => "IKE_AUTH",
         InFlightKind::After(Request::Liveness) => "INFORMATIONAL (liveness)",
         InFlightKind::After(Request::RekeyChild { .. }) => "CREATE_CHILD_SA (Child SA rekey)",
+        InFlightKind::After(Request::RekeyIke) => "CREATE_CHILD_SA (IKE SA rekey)",
         InFlightKind::After(_) => "INFORMATIONAL (delete)",
     }
 }
@@ -699,6 +718,7 @@ impl IkeSa {
             established_at: None,
             initial_contact_received: false,
             announced: false,
+            superseded: None,
             pending_up: Vec::new(),
             deferred_down: None,
             request_from: None,
@@ -1056,7 +1076,9 @@ impl IkeSa {
             }
         }
         if let State::Established(est) = &self.state {
-            if let Some(t) = est.next_deadline(self.dpd_due(est)) {
+            if let Some(t) =
+                est.next_deadline(self.dpd_due(est), self.superseded, self.rekeys_blocked(est))
+            {
                 consider(t);
             }
         }
@@ -1098,7 +1120,7 @@ impl IkeSa {
     /// the daemon never heard of goes without a word.
     fn down_events<R>(&mut self, ctx: &mut Ctx<'_, R>, est: &Established, reason: DownReason) {
         let tunnel = self.tunnel;
-        if !self.announced {
+        if !self.announced || self.superseded.is_some() {
             for c in &est.children {
                 ctx.child_spis.remove(&c.spi_in);
             }
@@ -2225,6 +2247,14 @@ impl IkeSa {
         Ok(())
     }
 
+    /// The status of an established SA, as [`Event::IkeSaUp`] gives it.
+    pub(crate) fn info_now(&self, t: &TunnelConfig) -> Option<IkeSaInfo> {
+        match &self.state {
+            State::Established(e) => Some(self.info(t, &e.keyed, &e.remote_identity)),
+            _ => None,
+        }
+    }
+
     fn info(&self, t: &TunnelConfig, keyed: &Keyed, remote_identity: &Identity) -> IkeSaInfo {
         IkeSaInfo {
             role: self.role,
@@ -2645,6 +2675,12 @@ impl IkeSa {
                 if let Some(r) = self.seal_logged(ctx, &mut est.keyed, &reply_header, &reply) {
                     self.respond(ctx, message_id, datagram, r);
                 }
+                // The peer deletes this IKE SA while its rekey of it, which
+                // crossed ours, waits for RFC 7296 2.8.2: the peer saw no
+                // collision (ours was lost), so its new SA is the one.
+                if delete_ike && est.peer_ike_rekey.is_some() {
+                    self.resolve_peer_won(ctx, &mut est);
+                }
                 if delete_ike || peer_auth_failed {
                     let reason = if delete_ike {
                         DownReason::PeerDelete
@@ -2713,8 +2749,14 @@ impl IkeSa {
             return State::Established(est);
         };
         self.next_request_id = self.next_request_id.wrapping_add(1);
-        if let InFlightKind::After(Request::RekeyChild { .. }) = f.kind {
-            self.finish_child_rekey(ctx, &mut est, &payloads);
+        match f.kind {
+            InFlightKind::After(Request::RekeyChild { .. }) => {
+                self.finish_child_rekey(ctx, &mut est, &payloads);
+            }
+            InFlightKind::After(Request::RekeyIke) => {
+                return self.finish_ike_rekey(ctx, est, &payloads);
+            }
+            _ => {}
         }
         if f.kind == InFlightKind::After(Request::Liveness) {
             let tunnel = self.tunnel;
@@ -2755,6 +2797,12 @@ impl IkeSa {
                                 spi_out: c.spi_out,
                                 reason: DownReason::LocalDelete,
                             });
+                            self.queued.push_back(req);
+                        }
+                    }
+                    Request::RekeyIke => {
+                        if !est.ike_rekeying && self.superseded.is_none() {
+                            est.ike_rekeying = true;
                             self.queued.push_back(req);
                         }
                     }
@@ -2850,6 +2898,13 @@ impl IkeSa {
         let mut exchange = ExchangeType::Informational;
         let payloads = match req {
             Request::RekeyChild { spi_in } => match self.rekey_child_request(ctx, est, spi_in) {
+                Some(p) => {
+                    exchange = ExchangeType::CreateChildSa;
+                    p
+                }
+                None => return self.start_next_request(ctx, est),
+            },
+            Request::RekeyIke => match self.rekey_ike_request(ctx, est) {
                 Some(p) => {
                     exchange = ExchangeType::CreateChildSa;
                     p

@@ -510,3 +510,106 @@ fn traffic_from_the_peer_postpones_liveness_checks() {
         "no check while traffic flows"
     );
 }
+
+fn ike_rekeys(events: &[Event]) -> usize {
+    events
+        .iter()
+        .filter(|e| matches!(e, Event::IkeSaRekeyed { .. }))
+        .count()
+}
+
+#[test]
+fn ike_and_child_sas_rekey_on_their_lifetimes_for_ninety_seconds_without_a_gap() {
+    let (mut a, mut b) = short_lived(Some(DhGroup::Ecp256));
+    for t in [&mut a, &mut b] {
+        t.ike_lifetime = Duration::from_secs(25);
+    }
+    let mut r = Run::new(a, b, 61);
+    r.run_checked(Duration::from_secs(90));
+    assert!(r.ta().rekeys >= 8, "{} Child SA rekeys", r.ta().rekeys);
+    let (ia, ib) = (ike_rekeys(&r.sim.a.events), ike_rekeys(&r.sim.b.events));
+    assert!(ia >= 3, "{ia} IKE SA rekeys");
+    assert_eq!(ia, ib);
+    assert!(!r
+        .sim
+        .a
+        .events
+        .iter()
+        .chain(&r.sim.b.events)
+        .any(|e| matches!(e, Event::IkeSaDown { .. })));
+    r.run_checked(Duration::from_secs(4));
+    r.assert_settled();
+    // The surviving IKE SAs are each other's.
+    let (sa, sb) = (&r.sim.a.ep.sessions()[0], &r.sim.b.ep.sessions()[0]);
+    assert_eq!((sa.spi_i, sa.spi_r), (sb.spi_i, sb.spi_r));
+    assert_eq!(
+        r.sim.a.ep.ike_keys_for_tests(sa.id),
+        r.sim.b.ep.ike_keys_for_tests(sb.id)
+    );
+}
+
+#[test]
+fn colliding_ike_sa_rekeys_leave_one_ike_sa_whatever_the_timing_and_whichever_message_is_lost() {
+    let mut winners = std::collections::BTreeSet::new();
+    for seed in [71u64, 72, 73, 74] {
+        for offset_ms in [0u64, 3, 6, 12] {
+            for drop in std::iter::once(None).chain((0..10).map(Some)) {
+                let why = format!("seed {seed}, B {offset_ms} ms later, drop {drop:?}");
+                eprintln!("IKE SA rekey collision: {why}");
+                let (a, b) = tunnel_pair(b"ike rekey collision key 0123");
+                let mut r = Run::new(a, b, seed);
+                let counter = Rc::new(std::cell::Cell::new(0usize));
+                let c2 = counter.clone();
+                r.sim.mutate = Some(Box::new(move |_p| {
+                    let n = c2.get();
+                    c2.set(n + 1);
+                    Some(n) != drop
+                }));
+                let first = r.sim.a.ep.sessions()[0].spi_i;
+                let now = r.sim.now;
+                let id_a = r.sim.a.ep.sessions()[0].id;
+                r.sim.a.ep.rekey_ike_sa(now, id_a);
+                if offset_ms > 0 {
+                    r.run_checked(Duration::from_millis(offset_ms));
+                }
+                let now = r.sim.now;
+                if let Some(s) = r.sim.b.ep.sessions().first() {
+                    r.sim.b.ep.rekey_ike_sa(now, s.id);
+                }
+                r.run_checked(Duration::from_secs(60));
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    r.assert_settled();
+                    let (sa, sb) = (&r.sim.a.ep.sessions()[0], &r.sim.b.ep.sessions()[0]);
+                    assert_eq!((sa.spi_i, sa.spi_r), (sb.spi_i, sb.spi_r));
+                    assert_ne!(sa.spi_i, first, "not rekeyed");
+                    assert!(r.sim.a.failures().is_empty() && r.sim.b.failures().is_empty());
+                    assert!(!r
+                        .sim
+                        .a
+                        .events
+                        .iter()
+                        .chain(&r.sim.b.events)
+                        .any(|e| matches!(e, Event::IkeSaDown { .. })));
+                    // Liveness still works on the survivor.
+                    sa.role
+                }));
+                match result {
+                    Ok(role) => {
+                        winners.insert(format!("{role:?}"));
+                    }
+                    Err(e) => {
+                        let mut logs = String::new();
+                        for (n, ep) in [("A", &mut r.sim.a.ep), ("B", &mut r.sim.b.ep)] {
+                            while let Some(l) = ep.poll_log() {
+                                logs.push_str(&format!("{n} [{:?}] {}\n", l.ike_sa, l.text));
+                            }
+                        }
+                        panic!("{why}: {e:?}\n{logs}")
+                    }
+                }
+            }
+        }
+    }
+    // Sometimes A's rekey survives (A is the new SA's initiator), sometimes B's.
+    assert_eq!(winners.len(), 2, "{winners:?}");
+}

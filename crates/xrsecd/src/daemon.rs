@@ -544,6 +544,25 @@ impl Daemon {
                 );
             }
             Event::ChildSaUp(child) => self.child_up(now, child),
+            Event::IkeSaRekeyed {
+                old,
+                new,
+                tunnel,
+                info,
+            } => {
+                let name = self.tunnel_name(tunnel);
+                if let Some(i) = self.tunnel_index(tunnel) {
+                    for c in &mut self.tunnels[i].children {
+                        if c.ike_sa == old {
+                            c.ike_sa = new;
+                        }
+                    }
+                }
+                info!(
+                    "{name}: IKE SA {} rekeyed: now IKE SA {} ({}, SPIs {:016x}/{:016x})",
+                    old.0, new.0, info.algorithms, info.spi_i, info.spi_r
+                );
+            }
             Event::ChildSaOutbound { tunnel, spi_in, .. } => {
                 self.child_outbound(now, tunnel, spi_in)
             }

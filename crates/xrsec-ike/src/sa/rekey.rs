@@ -87,7 +87,7 @@ pub(crate) struct OurChildRekey {
 /// RFC 7296 2.8.1: the exchange holding the lowest of the four nonces
 /// created the redundant SA. Nonces compare as unsigned big-endian numbers
 /// of their bytes, then by length: both ends rank them alike.
-fn lowest_is_ours(ours: [&[u8]; 2], theirs: [&[u8]; 2]) -> bool {
+pub(super) fn lowest_is_ours(ours: [&[u8]; 2], theirs: [&[u8]; 2]) -> bool {
     fn min(v: [&[u8]; 2]) -> &[u8] {
         if v[0] <= v[1] {
             v[0]
@@ -131,6 +131,9 @@ impl Established {
             children: Vec::new(),
             retiring: Vec::new(),
             our_rekey: None,
+            ike_rekeying: false,
+            our_ike_rekey: None,
+            peer_ike_rekey: None,
             times: Lifetimes::start(ctx, t.ike_lifetime),
             last_heard: ctx.now,
             dpd: t.dpd,
@@ -139,15 +142,26 @@ impl Established {
 
     /// The earliest of its timers: retiring SAs, lifetimes, and (with
     /// `dpd`, when no request of ours is out) the next liveness check.
-    pub(crate) fn next_deadline(&self, dpd_due: Option<Instant>) -> Option<Instant> {
+    pub(crate) fn next_deadline(
+        &self,
+        dpd_due: Option<Instant>,
+        superseded: Option<Instant>,
+        rekeys_blocked: bool,
+    ) -> Option<Instant> {
         let mut d = Some(self.times.expire_at);
+        if let Some(by) = superseded {
+            return Some(self.times.expire_at.min(by));
+        }
         let mut consider = |t: Instant| d = Some(d.map_or(t, |x: Instant| x.min(t)));
+        if !rekeys_blocked {
+            consider(self.times.rekey_at);
+        }
         for r in &self.retiring {
             consider(r.until);
         }
         for c in &self.children {
             consider(c.times.expire_at);
-            if !c.rekeying && c.rekeyed_by_peer.is_none() {
+            if !rekeys_blocked && !c.rekeying && c.rekeyed_by_peer.is_none() {
                 consider(c.times.rekey_at);
             }
         }
@@ -163,10 +177,21 @@ impl IkeSa {
     /// is in flight or queued (a request out is a check of its own).
     pub(super) fn dpd_due(&self, est: &Established) -> Option<Instant> {
         let dpd = est.dpd?;
-        if self.in_flight.is_some() || !self.queued.is_empty() {
+        if self.superseded.is_some() || self.in_flight.is_some() || !self.queued.is_empty() {
             return None;
         }
         Some(est.last_heard + dpd.interval)
+    }
+
+    /// A rekey of ours (Child or IKE SA) is queued or in flight: no other
+    /// starts until it is done.
+    pub(super) fn rekeys_blocked(&self, est: &Established) -> bool {
+        est.our_rekey.is_some()
+            || est.ike_rekeying
+            || self
+                .queued
+                .iter()
+                .any(|r| matches!(r, Request::RekeyChild { .. }))
     }
 
     /// Something authenticated came from the peer (or the daemon saw its
@@ -203,6 +228,34 @@ impl IkeSa {
             });
             false
         });
+        if let Some(by) = self.superseded {
+            if now >= est.times.expire_at || now >= by {
+                // Replaced, and the peer never deleted it: most likely it
+                // never had it (the rekey's answer was lost). One DELETE,
+                // not retransmitted, and it is gone.
+                ctx.log(Some(id), || {
+                    format!("IKE SA {id}, replaced by a rekey, was not deleted by the peer: deleting it")
+                });
+                let h = header(
+                    self.spi_i,
+                    self.spi_r,
+                    ExchangeType::Informational,
+                    self.role,
+                    false,
+                    self.next_request_id,
+                );
+                let delete = [Payload::Delete(DeletePayload {
+                    protocol: PROTO_IKE,
+                    spis: Vec::new(),
+                })];
+                if let Some(m) = self.seal_logged(ctx, &mut est.keyed, &h, &delete) {
+                    send_all(ctx, self.local, self.remote, &m);
+                }
+                self.down_events(ctx, &est, DownReason::LocalDelete);
+                return self.close(now, None);
+            }
+            return State::Established(est);
+        }
         if now >= est.times.expire_at {
             let lifetime = est.times.lifetime;
             ctx.log(Some(id), || {
@@ -254,12 +307,7 @@ impl IkeSa {
             est.children.insert(pos, c);
             return self.start_delete(ctx, est, DownReason::LifetimeExpired { lifetime });
         }
-        let rekey_busy = est.our_rekey.is_some()
-            || self
-                .queued
-                .iter()
-                .any(|r| matches!(r, Request::RekeyChild { .. }));
-        if !rekey_busy {
+        if !self.rekeys_blocked(&est) {
             if let Some(c) = est
                 .children
                 .iter_mut()
@@ -272,6 +320,13 @@ impl IkeSa {
                 });
                 self.queued.push_back(Request::RekeyChild { spi_in });
             }
+        }
+        if now >= est.times.rekey_at && !self.rekeys_blocked(&est) {
+            est.ike_rekeying = true;
+            ctx.log(Some(id), || {
+                format!("IKE SA {id}: soft lifetime reached: rekeying it")
+            });
+            self.queued.push_back(Request::RekeyIke);
         }
         if self.dpd_due(&est).is_some_and(|d| now >= d) {
             self.queued.push_back(Request::Liveness);
@@ -641,9 +696,8 @@ impl IkeSa {
 
     /// The peer's CREATE_CHILD_SA: a Child SA rekey is answered (RFC 7296
     /// 1.3.3); a new Child SA beside ours is refused with
-    /// NO_ADDITIONAL_SAS (one per tunnel), an IKE SA rekey with
-    /// NO_ADDITIONAL_SAS too until we do those. Returns the response's
-    /// payloads.
+    /// NO_ADDITIONAL_SAS (one per tunnel); an IKE SA rekey goes to
+    /// [`IkeSa::on_ike_rekey_request`]. Returns the response's payloads.
     pub(super) fn on_create_child_sa<R: CryptoRngCore>(
         &mut self,
         ctx: &mut Ctx<'_, R>,
@@ -652,6 +706,14 @@ impl IkeSa {
     ) -> Vec<Payload> {
         let (id, tunnel) = (self.id, self.tunnel);
         let refuse = |n: u16| vec![notify_payload(n, Vec::new())];
+        if super::ike_rekey::is_ike_rekey(payloads) {
+            return self.on_ike_rekey_request(ctx, est, payloads);
+        }
+        // RFC 7296 2.25.2: no Child SA rekey while the IKE SA is being
+        // rekeyed (or was: the Child SAs have moved).
+        if est.our_ike_rekey.is_some() || self.superseded.is_some() {
+            return refuse(notify::TEMPORARY_FAILURE);
+        }
         let rekey = notifies(payloads, notify::REKEY_SA)
             .find(|n| n.protocol == PROTO_ESP && n.spi.len() == 4)
             .map(|n| u32::from_be_bytes([n.spi[0], n.spi[1], n.spi[2], n.spi[3]]));
