@@ -180,6 +180,11 @@ pub struct IperfOptions {
     pub reverse: bool,
     /// TCP port of the server.
     pub port: u16,
+    /// Pace the sender at this many 10^6 bit/s (`-b`), or as fast as it goes.
+    pub bitrate_mbits: Option<u32>,
+    /// Report every this many milliseconds (`-i`; iperf3's default is 1 s),
+    /// read by [`Topology::iperf3_report`].
+    pub interval_ms: Option<u32>,
 }
 
 impl IperfOptions {
@@ -194,6 +199,8 @@ impl IperfOptions {
             streams: 1,
             reverse: false,
             port: 5201,
+            bitrate_mbits: None,
+            interval_ms: None,
         }
     }
 }
@@ -239,6 +246,159 @@ impl IperfResult {
             packets_per_sec_estimate: pps,
             retransmits: end["sum_sent"]["retransmits"].as_u64().unwrap_or(0),
         })
+    }
+}
+
+/// One report interval of an iperf3 run, as the client saw it (the
+/// receiver's count with [`IperfOptions::reverse`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct IperfInterval {
+    /// Seconds since the test started.
+    pub start: f64,
+    /// Seconds since the test started.
+    pub end: f64,
+    /// Bytes of every stream in the interval.
+    pub bytes: u64,
+}
+
+impl IperfInterval {
+    /// The `intervals[].sum` of iperf3's `-J` report, in order.
+    pub fn parse_json(json: &str) -> Result<Vec<IperfInterval>> {
+        let v: Value = serde_json::from_str(json)
+            .map_err(|e| LabError::new(format!("iperf3 -J output is not JSON: {e}")))?;
+        let intervals = v["intervals"]
+            .as_array()
+            .ok_or_else(|| LabError::new("iperf3 report without intervals"))?;
+        intervals
+            .iter()
+            .map(|i| {
+                let sum = &i["sum"];
+                match (
+                    sum["start"].as_f64(),
+                    sum["end"].as_f64(),
+                    sum["bytes"].as_u64(),
+                ) {
+                    (Some(start), Some(end), Some(bytes)) => {
+                        Ok(IperfInterval { start, end, bytes })
+                    }
+                    _ => Err(LabError::new(format!(
+                        "iperf3 interval without start, end or bytes: {sum}"
+                    ))),
+                }
+            })
+            .collect()
+    }
+}
+
+/// An iperf3 run's totals and its report intervals.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IperfReport {
+    /// The totals.
+    pub result: IperfResult,
+    /// Every interval, in order.
+    pub intervals: Vec<IperfInterval>,
+}
+
+/// A ping running in the background ([`Topology::start_ping`]), every reply
+/// printed so that the lost ones can be named.
+#[derive(Debug)]
+pub struct PingStream {
+    child: LabChild,
+    count: u32,
+    interval: Duration,
+}
+
+/// What a [`PingStream`] saw.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PingReport {
+    /// Requests sent and replies received (ping's summary line).
+    pub summary: PingResult,
+    /// The sequence numbers (from 1) of the requests never answered.
+    pub unanswered: Vec<u32>,
+}
+
+impl PingReport {
+    /// Parses ping's output without `-q`: one `icmp_seq=N` line per reply,
+    /// then the summary. Requests up to the summary's `sent` without a reply
+    /// are unanswered.
+    pub fn parse(output: &str) -> Option<PingReport> {
+        let summary = PingResult::parse(output)?;
+        let mut answered = vec![false; summary.sent as usize + 1];
+        for line in output.lines().filter(|l| l.contains(" bytes from ")) {
+            let seq = line
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("icmp_seq="))
+                .and_then(|n| n.parse::<usize>().ok());
+            if let Some(slot) = seq.and_then(|n| answered.get_mut(n)) {
+                *slot = true;
+            }
+        }
+        let unanswered = (1..=summary.sent)
+            .filter(|&n| !answered[n as usize])
+            .collect();
+        Some(PingReport {
+            summary,
+            unanswered,
+        })
+    }
+
+    /// The unanswered requests as runs `first-last`, each with the time it
+    /// was sent at (seconds after the first request, at `interval`).
+    pub fn describe_losses(&self, interval: Duration) -> String {
+        let mut runs: Vec<(u32, u32)> = Vec::new();
+        for &n in &self.unanswered {
+            match runs.last_mut() {
+                Some((_, last)) if *last + 1 == n => *last = n,
+                _ => runs.push((n, n)),
+            }
+        }
+        runs.iter()
+            .map(|&(first, last)| {
+                let at = interval.as_secs_f64() * f64::from(first - 1);
+                if first == last {
+                    format!("#{first} (t={at:.2}s)")
+                } else {
+                    format!(
+                        "#{first}-{last} ({} lost from t={at:.2}s)",
+                        last - first + 1
+                    )
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+impl PingStream {
+    /// How long it runs: `count` requests at `interval`.
+    pub fn duration(&self) -> Duration {
+        self.interval * self.count
+    }
+
+    /// The time between two requests.
+    pub fn interval(&self) -> Duration {
+        self.interval
+    }
+
+    /// Waits for ping to finish (its own run time plus `grace`), then reads
+    /// what it saw; kills it and fails if it does not end.
+    pub fn finish(mut self, grace: Duration) -> Result<PingReport> {
+        let status = self.child.wait_timeout(grace)?;
+        if status.is_none() {
+            let _ = self.child.stop();
+        }
+        let output = self.child.output();
+        match (status, PingReport::parse(&output)) {
+            (Some(_), Some(report)) => Ok(report),
+            (None, _) => Err(LabError::new(format!(
+                "ping did not end {grace:?} after it should have:{}",
+                tail_of(&output, 10)
+            ))),
+            (Some(status), None) => Err(LabError::new(format!(
+                "ping ended ({status}) without a summary:{}",
+                tail_of(&output, 10)
+            ))),
+        }
     }
 }
 
@@ -511,6 +671,34 @@ impl Topology {
         })
     }
 
+    /// Starts pinging `dst` from `node` (from `src` if given) in the
+    /// background: `count` requests at `interval` (below 0.2 s needs root),
+    /// each reply awaited up to 1 s. [`PingStream::finish`] reads the result.
+    pub fn start_ping(
+        &self,
+        node: Node,
+        src: Option<Ipv4Addr>,
+        dst: Ipv4Addr,
+        count: u32,
+        interval: Duration,
+    ) -> Result<PingStream> {
+        let count_s = count.max(1).to_string();
+        let interval_s = format!("{:.3}", interval.as_secs_f64());
+        let dst_s = dst.to_string();
+        let src_s = src.map(|s| s.to_string());
+        let mut argv = vec!["ping", "-n", "-c", &count_s, "-i", &interval_s, "-W", "1"];
+        if let Some(src) = &src_s {
+            argv.extend(["-I", src.as_str()]);
+        }
+        argv.push(&dst_s);
+        let log = self.dir().join(format!("ping-{}.log", unique_tag()));
+        Ok(PingStream {
+            child: self.spawn(node, &argv, &log)?,
+            count: count.max(1),
+            interval,
+        })
+    }
+
     /// iperf3 TCP from `client` to `server_addr` (served in `server`) for
     /// `seconds` with `streams` parallel streams.
     pub fn iperf3(
@@ -529,6 +717,25 @@ impl Topology {
 
     /// iperf3 with every option.
     pub fn iperf3_with(&self, o: &IperfOptions) -> Result<IperfResult> {
+        let (json, _) = self.iperf3_json(o)?;
+        IperfResult::parse_json(&json)
+    }
+
+    /// iperf3 with every option, and its report intervals
+    /// ([`IperfOptions::interval_ms`]).
+    pub fn iperf3_report(&self, o: &IperfOptions) -> Result<IperfReport> {
+        let (json, server_log) = self.iperf3_json(o)?;
+        let intervals = IperfInterval::parse_json(&json)
+            .map_err(|e| LabError::new(format!("{e} (server log:{server_log})")))?;
+        Ok(IperfReport {
+            result: IperfResult::parse_json(&json)?,
+            intervals,
+        })
+    }
+
+    /// Runs the server and the client; returns the client's `-J` report,
+    /// already checked to hold a result, and the server log's tail.
+    fn iperf3_json(&self, o: &IperfOptions) -> Result<(String, String)> {
         let port = o.port.to_string();
         let log = self
             .dir()
@@ -573,16 +780,27 @@ impl Topology {
         if o.reverse {
             argv.push("-R");
         }
+        let bitrate = o.bitrate_mbits.map(|b| format!("{b}M"));
+        if let Some(b) = &bitrate {
+            argv.extend(["-b", b.as_str()]);
+        }
+        let interval = o
+            .interval_ms
+            .map(|ms| format!("{:.3}", f64::from(ms) / 1000.0));
+        if let Some(i) = &interval {
+            argv.extend(["-i", i.as_str()]);
+        }
         let timeout = Duration::from_secs(u64::from(o.seconds) + 30);
         let output = self.exec_timeout(o.client, &argv, timeout)?;
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        IperfResult::parse_json(&stdout).map_err(|e| {
-            LabError::new(format!(
-                "{e} (client {}; server log:{})",
-                output.status,
-                tail_of(&server.output(), 10)
-            ))
-        })
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        let server_log = tail_of(&server.output(), 10);
+        match IperfResult::parse_json(&stdout) {
+            Ok(_) => Ok((stdout, server_log)),
+            Err(e) => Err(LabError::new(format!(
+                "{e} (client {}; server log:{server_log})",
+                output.status
+            ))),
+        }
     }
 
     /// Starts a tshark capture on `iface` of `node` into `pcap`; returns once
@@ -699,6 +917,42 @@ mod tests {
         let err = IperfResult::parse_json(r#"{"start":{},"end":{},"error":"unable to connect"}"#)
             .unwrap_err();
         assert!(err.to_string().contains("unable to connect"));
+    }
+
+    #[test]
+    fn names_the_unanswered_pings_in_runs_with_their_send_times() {
+        let out = "PING 192.0.2.2 (192.0.2.2) 56(84) bytes of data.\n\
+                   64 bytes from 192.0.2.2: icmp_seq=1 ttl=64 time=0.31 ms\n\
+                   64 bytes from 192.0.2.2: icmp_seq=4 ttl=64 time=0.29 ms\n\
+                   64 bytes from 192.0.2.2: icmp_seq=4 ttl=64 time=0.30 ms (DUP!)\n\
+                   64 bytes from 192.0.2.2: icmp_seq=6 ttl=64 time=0.30 ms\n\n\
+                   --- 192.0.2.2 ping statistics ---\n\
+                   7 packets transmitted, 3 received, +1 duplicates, 57% packet loss, time 60ms\n";
+        let r = PingReport::parse(out).unwrap();
+        assert_eq!(
+            r.summary,
+            PingResult {
+                sent: 7,
+                received: 3
+            }
+        );
+        assert_eq!(r.unanswered, [2, 3, 5, 7]);
+        assert_eq!(
+            r.describe_losses(Duration::from_millis(10)),
+            "#2-3 (2 lost from t=0.01s), #5 (t=0.04s), #7 (t=0.06s)"
+        );
+    }
+
+    #[test]
+    fn reads_iperf3_intervals_in_order() {
+        let json = r#"{"intervals":[
+            {"streams":[],"sum":{"start":0,"end":0.5,"seconds":0.5,"bytes":655360,"sender":false}},
+            {"streams":[],"sum":{"start":0.5,"end":1.0002,"seconds":0.5,"bytes":0,"sender":false}}]}"#;
+        let i = IperfInterval::parse_json(json).unwrap();
+        assert_eq!(i.len(), 2);
+        assert_eq!((i[0].start, i[0].end, i[0].bytes), (0.0, 0.5, 655_360));
+        assert_eq!((i[1].start, i[1].bytes), (0.5, 0));
+        assert!(IperfInterval::parse_json(r#"{"intervals":[{"sum":{}}]}"#).is_err());
     }
 
     #[test]
