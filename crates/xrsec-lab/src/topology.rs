@@ -304,7 +304,7 @@ pub struct IperfReport {
 #[derive(Debug)]
 pub struct PingStream {
     child: LabChild,
-    count: u32,
+    duration: Duration,
     interval: Duration,
 }
 
@@ -315,6 +315,21 @@ pub struct PingReport {
     pub summary: PingResult,
     /// The sequence numbers (from 1) of the requests never answered.
     pub unanswered: Vec<u32>,
+}
+
+impl PingReport {
+    /// The report of a ping that ran to its deadline (`-w`): ping exits
+    /// there without waiting, so the last request, if unanswered, may have
+    /// been cut off rather than lost (sent at least an interval after the
+    /// one before, it is the only one that can be in flight) and is not
+    /// counted.
+    pub fn cut_at_deadline(mut self) -> PingReport {
+        if self.unanswered.last() == Some(&self.summary.sent) {
+            self.unanswered.pop();
+            self.summary.sent -= 1;
+        }
+        self
+    }
 }
 
 impl PingReport {
@@ -370,9 +385,9 @@ impl PingReport {
 }
 
 impl PingStream {
-    /// How long it runs: `count` requests at `interval`.
+    /// How long it runs.
     pub fn duration(&self) -> Duration {
-        self.interval * self.count
+        self.duration
     }
 
     /// The time between two requests.
@@ -380,16 +395,17 @@ impl PingStream {
         self.interval
     }
 
-    /// Waits for ping to finish (its own run time plus `grace`), then reads
-    /// what it saw; kills it and fails if it does not end.
+    /// Waits for ping to reach its deadline (up to `grace` more), then
+    /// reads what it saw ([`PingReport::cut_at_deadline`]); kills it and
+    /// fails if it does not end.
     pub fn finish(mut self, grace: Duration) -> Result<PingReport> {
-        let status = self.child.wait_timeout(grace)?;
+        let status = self.child.wait_timeout(self.duration + grace)?;
         if status.is_none() {
             let _ = self.child.stop();
         }
         let output = self.child.output();
         match (status, PingReport::parse(&output)) {
-            (Some(_), Some(report)) => Ok(report),
+            (Some(_), Some(report)) => Ok(report.cut_at_deadline()),
             (None, _) => Err(LabError::new(format!(
                 "ping did not end {grace:?} after it should have:{}",
                 tail_of(&output, 10)
@@ -672,21 +688,23 @@ impl Topology {
     }
 
     /// Starts pinging `dst` from `node` (from `src` if given) in the
-    /// background: `count` requests at `interval` (below 0.2 s needs root),
-    /// each reply awaited up to 1 s. [`PingStream::finish`] reads the result.
+    /// background for `duration` (whole seconds, at least 1): a request
+    /// every `interval` (below 0.2 s needs root). On a loaded machine ping
+    /// sends more slowly than asked; [`PingStream::finish`] reads what it did.
     pub fn start_ping(
         &self,
         node: Node,
         src: Option<Ipv4Addr>,
         dst: Ipv4Addr,
-        count: u32,
         interval: Duration,
+        duration: Duration,
     ) -> Result<PingStream> {
-        let count_s = count.max(1).to_string();
+        let secs = duration.as_secs().max(1);
+        let deadline_s = secs.to_string();
         let interval_s = format!("{:.3}", interval.as_secs_f64());
         let dst_s = dst.to_string();
         let src_s = src.map(|s| s.to_string());
-        let mut argv = vec!["ping", "-n", "-c", &count_s, "-i", &interval_s, "-W", "1"];
+        let mut argv = vec!["ping", "-n", "-w", &deadline_s, "-i", &interval_s];
         if let Some(src) = &src_s {
             argv.extend(["-I", src.as_str()]);
         }
@@ -694,7 +712,7 @@ impl Topology {
         let log = self.dir().join(format!("ping-{}.log", unique_tag()));
         Ok(PingStream {
             child: self.spawn(node, &argv, &log)?,
-            count: count.max(1),
+            duration: Duration::from_secs(secs),
             interval,
         })
     }
@@ -941,6 +959,17 @@ mod tests {
             r.describe_losses(Duration::from_millis(10)),
             "#2-3 (2 lost from t=0.01s), #5 (t=0.04s), #7 (t=0.06s)"
         );
+        // The last request, cut off by the deadline, is not counted.
+        let r = r.cut_at_deadline();
+        assert_eq!(
+            r.summary,
+            PingResult {
+                sent: 6,
+                received: 3
+            }
+        );
+        assert_eq!(r.unanswered, [2, 3, 5]);
+        assert_eq!(r.clone().cut_at_deadline(), r);
     }
 
     #[test]
