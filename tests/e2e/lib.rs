@@ -530,11 +530,12 @@ pub fn ping_problem(
         p.summary.received
     );
     if !p.unanswered.is_empty() {
+        let average = Duration::from_secs(u64::from(secs)) / p.summary.sent.max(1);
         return Some(format!(
-            "{what}: {} of {} requests unanswered ({rate:.0}/s): {}",
+            "{what}: {} of {} requests unanswered ({rate:.0}/s; times after the first request, at that rate): {}",
             p.unanswered.len(),
             p.summary.sent,
-            p.describe_losses(interval)
+            p.describe_losses(average)
         ));
     }
     if p.summary.sent < secs * MIN_PING_RATE {

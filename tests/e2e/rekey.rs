@@ -131,6 +131,14 @@ fn ninety_seconds_of_ping_and_tcp_across_child_and_ike_rekeys_lose_no_ping_and_n
             ));
         }
     }
+    // Make-before-break: a Child SA is in use at every moment.
+    if observed.tunnel_not_up > 0 {
+        problems.push(format!(
+            "a tunnel-ip1 was not up in {} of {} side-samples while the traffic ran",
+            observed.tunnel_not_up,
+            2 * observed.samples
+        ));
+    }
     let settled = wait_one_sa_pair_each(da, db, SETTLE);
     if let Err(e) = &settled {
         problems.push(e.clone());

@@ -357,8 +357,10 @@ impl PingReport {
         })
     }
 
-    /// The unanswered requests as runs `first-last`, each with the time it
-    /// was sent at (seconds after the first request, at `interval`).
+    /// The unanswered requests as runs `first-last`, each with about the
+    /// time it was sent at: seconds after the first request, one request
+    /// every `interval` (ping's average, which on a loaded machine is longer
+    /// than the one asked).
     pub fn describe_losses(&self, interval: Duration) -> String {
         let mut runs: Vec<(u32, u32)> = Vec::new();
         for &n in &self.unanswered {
@@ -371,10 +373,10 @@ impl PingReport {
             .map(|&(first, last)| {
                 let at = interval.as_secs_f64() * f64::from(first - 1);
                 if first == last {
-                    format!("#{first} (t={at:.2}s)")
+                    format!("#{first} (t≈{at:.2}s)")
                 } else {
                     format!(
-                        "#{first}-{last} ({} lost from t={at:.2}s)",
+                        "#{first}-{last} ({} lost from t≈{at:.2}s)",
                         last - first + 1
                     )
                 }
@@ -957,7 +959,7 @@ mod tests {
         assert_eq!(r.unanswered, [2, 3, 5, 7]);
         assert_eq!(
             r.describe_losses(Duration::from_millis(10)),
-            "#2-3 (2 lost from t=0.01s), #5 (t=0.04s), #7 (t=0.06s)"
+            "#2-3 (2 lost from t≈0.01s), #5 (t≈0.04s), #7 (t≈0.06s)"
         );
         // The last request, cut off by the deadline, is not counted.
         let r = r.cut_at_deadline();
