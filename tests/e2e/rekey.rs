@@ -18,7 +18,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use xrsec_control::{Status, TunnelState};
 use xrsec_e2e::{
     child_rekeys, ike_rekeys, info_lines, ping_problem, show_both, tail, wait_converged,
-    wait_one_sa_pair_each, PairConfig, BRING_UP, INNER_A, INNER_B,
+    wait_one_sa_pair_each, PairConfig, BRING_UP, INNER_A, INNER_B, PING_INTERVAL,
 };
 use xrsec_lab::{
     IperfInterval, IperfOptions, Node, Signal, Topology, XrLifetimes, XrSuite, Xrsecd,
@@ -30,8 +30,6 @@ const CHILD_LIFETIME_SECS: u32 = 10;
 const IKE_LIFETIME_SECS: u32 = 25;
 /// How long the ping and the TCP transfer run.
 const TRAFFIC_SECS: u32 = 90;
-/// 100 pings a second.
-const PING_INTERVAL: Duration = Duration::from_millis(10);
 /// The TCP transfer's pace (see the module doc).
 const TCP_MBITS: u32 = 20;
 /// iperf3's report interval: a stall of 1 s or more empties at least one.

@@ -18,15 +18,13 @@ use std::time::{Duration, Instant};
 use xrsec_e2e::swan_common::{
     first_attempt_refused, one_xrsecd_sa, Initiator, Setup, SwanLab, SWAN_INNER, XR_INNER,
 };
-use xrsec_e2e::{child_rekeys, ike_rekeys, info_lines, ping_problem, tail};
+use xrsec_e2e::{child_rekeys, ike_rekeys, info_lines, ping_problem, tail, PING_INTERVAL};
 use xrsec_lab::{router_config_with, SwanLifetimes, SwanSa, TopologyConfig, XrLifetimes, XrSuite};
 
 /// Every wait of a case (bring-up, the final settling).
 const SETTLE: Duration = Duration::from_secs(30);
 /// How long the ping runs.
 const TRAFFIC_SECS: u32 = 60;
-/// 100 pings a second.
-const PING_INTERVAL: Duration = Duration::from_millis(10);
 /// Rekeys each case must count in 60 s, on each end.
 const MIN_CHILD_REKEYS: usize = 3;
 const MIN_IKE_REKEYS: usize = 2;
