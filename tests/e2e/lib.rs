@@ -387,6 +387,15 @@ pub fn ike_rekeys(log: &str) -> Vec<&str> {
         .collect()
 }
 
+/// The CREATE_CHILD_SA requests rekeying a Child SA (`N(REKEY_SA)`) in a
+/// daemon's debug trace of IKE messages (`sent CREATE_CHILD_SA request 2 [
+/// N(REKEY_SA) SA No KE TSi TSr ]`, or `received`), with their payloads.
+pub fn child_rekey_requests(log: &str) -> Vec<&str> {
+    log.lines()
+        .filter(|l| l.contains("CREATE_CHILD_SA request") && l.contains("N(REKEY_SA)"))
+        .collect()
+}
+
 /// Each side's state once a rekey or a restart has settled: one session for
 /// tunnel-ip1, UP-ACTIVE, holding one READY IKE SA with one Child SA; the
 /// tunnel up on that Child SA's pair of SPIs; and each side's inbound SPIs

@@ -129,6 +129,15 @@ fn ninety_seconds_of_ping_and_tcp_across_child_and_ike_rekeys_lose_no_ping_and_n
             ));
         }
     }
+    // PFS: every Child SA rekey request carries a KE payload (the
+    // daemons' debug trace of each IKE message lists its payloads).
+    for (side, d) in [("A", da), ("B", db)] {
+        let log = d.log();
+        let requests = xrsec_e2e::child_rekey_requests(&log);
+        if let Some(line) = requests.iter().find(|l| !l.contains(" KE ")) {
+            problems.push(format!("{side}: a Child SA rekey without PFS: {line}"));
+        }
+    }
     // Make-before-break: a Child SA is in use at every moment.
     if observed.tunnel_not_up > 0 {
         problems.push(format!(
@@ -143,7 +152,7 @@ fn ninety_seconds_of_ping_and_tcp_across_child_and_ike_rekeys_lose_no_ping_and_n
     }
     assert!(
         problems.is_empty(),
-        "{} Child SA lifetime {CHILD_LIFETIME_SECS} s, IKE SA lifetime {IKE_LIFETIME_SECS} s, PFS group19, {TRAFFIC_SECS} s of traffic from {started}:\n- {}\n\nsampled every 0.5 s while the traffic ran: {observed}\n\n{}\n{}",
+        "{} problem(s) with Child SA lifetime {CHILD_LIFETIME_SECS} s, IKE SA lifetime {IKE_LIFETIME_SECS} s, PFS group19, {TRAFFIC_SECS} s of traffic from {started}:\n- {}\n\nsampled every 0.5 s while the traffic ran: {observed}\n\n{}\n{}",
         problems.len(),
         problems.join("\n- "),
         lifecycle_lines("A", &da.log()),
@@ -151,8 +160,9 @@ fn ninety_seconds_of_ping_and_tcp_across_child_and_ike_rekeys_lose_no_ping_and_n
     );
 }
 
-/// What the status showed while the traffic ran: how many SPIs went by, and
-/// how often a side was not in its one-pair state (a rekey in progress).
+/// What the status showed while the traffic ran: how many SPIs went by,
+/// how often a side's tunnel was not up, how many IKE SAs a side held at
+/// most (two while an IKE SA rekey is under way).
 #[derive(Default)]
 struct Observed {
     samples: u32,

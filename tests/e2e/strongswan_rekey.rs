@@ -182,7 +182,7 @@ fn rekeys(case: &Case) {
     }
     assert!(
         problems.is_empty(),
-        "{} with {:?} and {:?}, {TRAFFIC_SECS} s of 100 pings/s:\n- {}\n\ncharon listed IKE SPIs {ike_spis:x?}\n--- xrsecd's SA lifecycle ---\n{}\n--- xrsecd (tail) ---\n{}\n--- charon's CREATE_CHILD_SA and SA lines ---\n{}",
+        "{} problem(s) with xrsecd's {:?} and charon's {:?}, {TRAFFIC_SECS} s of 100 pings/s:\n- {}\n\ncharon listed IKE SPIs {ike_spis:x?}\n--- xrsecd's SA lifecycle ---\n{}\n--- xrsecd (tail) ---\n{}\n--- charon's CREATE_CHILD_SA and SA lines ---\n{}",
         problems.len(),
         case.xr,
         case.swan,
