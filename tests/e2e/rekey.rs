@@ -129,6 +129,16 @@ fn ninety_seconds_of_ping_and_tcp_across_child_and_ike_rekeys_lose_no_ping_and_n
             ));
         }
     }
+    // The same rekeys as the SPIs show them, whatever the logs say: a Child
+    // SA lives at most 10 s and an IKE SA 25 s, so 90 s see more of each.
+    if observed.child_spis_a.len() < MIN_CHILD_REKEYS || observed.ike_spis_a.len() < MIN_IKE_REKEYS
+    {
+        problems.push(format!(
+            "A's status showed only {} inbound ESP SPIs and {} IKE SPIs while the traffic ran",
+            observed.child_spis_a.len(),
+            observed.ike_spis_a.len()
+        ));
+    }
     // PFS: every Child SA rekey request carries a KE payload (the
     // daemons' debug trace of each IKE message lists its payloads).
     for (side, d) in [("A", da), ("B", db)] {
