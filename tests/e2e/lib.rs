@@ -372,6 +372,19 @@ pub fn info_lines<'a>(log: &'a str, text: &str) -> Vec<&'a str> {
         .collect()
 }
 
+/// The lines of a daemon log at level INFO, WARN or ERROR that contain
+/// `text`: what it tells an operator, not its debug trace.
+pub fn logged_lines<'a>(log: &'a str, text: &str) -> Vec<&'a str> {
+    log.lines()
+        .filter(|l| {
+            [" INFO ", " WARN ", " ERROR "]
+                .iter()
+                .any(|level| l.contains(level))
+                && l.contains(text)
+        })
+        .collect()
+}
+
 /// The completed Child SA rekeys a daemon logged (`tunnel-ip1: Child SA
 /// rekeyed: SPI in 0x... -> 0x..., out ...`), one line per rekey.
 pub fn child_rekeys(log: &str) -> Vec<&str> {
