@@ -381,6 +381,11 @@ mod tests {
             !plain.contains("lifetime") && !plain.contains("dpd"),
             "{plain}"
         );
+        assert!(
+            plain.contains(" authentication remote pre-shared\n!\n")
+                && plain.contains(" set pfs group19\n!\n"),
+            "{plain}"
+        );
         let lifetimes = XrLifetimes {
             ike_secs: Some(25),
             child_secs: Some(10),
