@@ -166,8 +166,11 @@ fn rekeys(case: &Case) {
             "xrsecd logged {child} Child SA rekeys (at least {MIN_CHILD_REKEYS} expected) and {ike} IKE SA rekeys (at least {MIN_IKE_REKEYS})"
         ));
     }
-    if swan_log.contains("reauthenticating") {
-        problems.push("charon re-authenticated instead of rekeying".into());
+    // `starting reauthentication`, `reauthenticating IKE_SA ...`.
+    if let Some(line) = swan_log.lines().find(|l| l.contains("reauthenticat")) {
+        problems.push(format!(
+            "charon re-authenticated instead of rekeying: {line}"
+        ));
     }
     match wait_settled(&lab) {
         Ok(swan) => {
