@@ -386,17 +386,27 @@ pub fn logged_lines<'a>(log: &'a str, text: &str) -> Vec<&'a str> {
 }
 
 /// The completed Child SA rekeys a daemon logged (`tunnel-ip1: Child SA
-/// rekeyed: SPI in 0x... -> 0x..., out ...`), one line per rekey.
+/// rekeyed: SPI in 0x... -> 0x..., out ...`), one line per rekey; not the
+/// retired SA's `down: rekeyed (...)`.
 pub fn child_rekeys(log: &str) -> Vec<&str> {
     info_lines(log, "Child SA rekeyed")
 }
 
 /// The completed IKE SA rekeys a daemon logged (`tunnel-ip1: IKE SA 3
-/// rekeyed: now IKE SA 5`), one line per rekey.
+/// rekeyed: now IKE SA 5`, or `IKE SA rekeyed`), one line per rekey. Not
+/// the SAs a rekey retires (`Child SA 0x.../0x... (IKE SA 6) down: rekeyed
+/// (...)`) nor a collision's loser (`redundant: both peers rekeyed ...`).
 pub fn ike_rekeys(log: &str) -> Vec<&str> {
     info_lines(log, "rekeyed")
         .into_iter()
-        .filter(|l| l.contains("IKE SA") && !l.contains("Child SA rekeyed"))
+        .filter(|l| {
+            l.match_indices("IKE SA ").any(|(at, m)| {
+                l[at + m.len()..]
+                    .trim_start_matches(|c: char| c.is_ascii_digit())
+                    .trim_start()
+                    .starts_with("rekeyed")
+            })
+        })
         .collect()
 }
 
@@ -572,4 +582,35 @@ pub fn ping_problem(
         ));
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LOG: &str = "\
+2026-11-22T16:20:25.694030Z  INFO tunnel-ip1: Child SA rekeyed: SPI in 0x1234abcd -> 0x0000beef, out 0x1 -> 0x2
+2026-11-22T16:20:25.694031Z  INFO tunnel-ip1: Child SA 0x1234abcd/0x00000001 (IKE SA 6) down: rekeyed (replaced by SPI in 0x0000beef)
+2026-11-22T16:20:25.694032Z DEBUG IKE SA 6: Child SA rekeyed (trace)
+2026-11-22T16:20:25.694033Z  INFO tunnel-ip1: IKE SA 3 rekeyed: now IKE SA 5
+2026-11-22T16:20:25.694034Z  INFO tunnel-ip1: IKE SA rekeyed: 5 -> 7
+2026-11-22T16:20:25.694035Z  INFO tunnel-ip1: IKE SA 3 down: rekeyed
+2026-11-22T16:20:25.694036Z  INFO tunnel-ip1: Child SA 0x1/0x2 (IKE SA 7) down: redundant: both peers rekeyed the same SA at once
+2026-11-22T16:20:25.694037Z  WARN tunnel-ip1: IKE SA 7 down: dead peer: 3 liveness checks 2 s apart went unanswered (dpd)
+";
+
+    #[test]
+    fn counts_one_line_per_completed_rekey_and_not_the_retired_sas() {
+        assert_eq!(child_rekeys(LOG).len(), 1);
+        let ike = ike_rekeys(LOG);
+        assert_eq!(ike.len(), 2, "{ike:#?}");
+        assert!(ike[0].contains("IKE SA 3 rekeyed: now IKE SA 5"));
+        assert!(ike[1].contains("IKE SA rekeyed: 5 -> 7"));
+    }
+
+    #[test]
+    fn a_dead_peer_counts_at_info_or_warn() {
+        assert_eq!(logged_lines(LOG, "dead peer").len(), 1);
+        assert!(info_lines(LOG, "dead peer").is_empty());
+    }
 }
