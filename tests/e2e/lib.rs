@@ -346,6 +346,101 @@ pub fn make_certificates(dir: &Path, bits: u32, routers: &[(&str, &str)]) {
     }
 }
 
+/// `NAME.key` (RSA of `bits` bits, mode 0600) and `NAME.pub` in `dir`.
+fn rsa_key(dir: &Path, name: &str, bits: u32) -> (std::path::PathBuf, std::path::PathBuf) {
+    let key = dir.join(format!("{name}.key"));
+    let bits = bits.to_string();
+    pki(
+        &[
+            "--gen",
+            "--type",
+            "rsa",
+            "--size",
+            &bits,
+            "--outform",
+            "pem",
+        ],
+        None,
+        &key,
+    );
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let public = dir.join(format!("{name}.pub"));
+    pki(&["--pub", "--in", key.to_str().unwrap()], None, &public);
+    (key, public)
+}
+
+/// Issues a 30-day certificate for the public key `public` with `issuer`'s
+/// `.crt` and `.key` in `dir`; `extra` adds `--san ...` or `--ca`.
+fn issue(dir: &Path, issuer: &str, dn: &str, extra: &[&str], public: &Path, out: &Path) {
+    let cacert = dir.join(format!("{issuer}.crt"));
+    let cakey = dir.join(format!("{issuer}.key"));
+    let mut args = vec![
+        "--issue",
+        "--cacert",
+        cacert.to_str().unwrap(),
+        "--cakey",
+        cakey.to_str().unwrap(),
+        "--dn",
+        dn,
+        "--lifetime",
+        "30",
+        "--outform",
+        "pem",
+    ];
+    args.extend(extra);
+    pki(&args, Some(public), out);
+}
+
+/// Renews `NAME.key` and `NAME.crt` in a [`make_certificates`] directory:
+/// a new key, and a certificate under the same subject and address from
+/// the same CA (what an operator's renewal writes over the old files).
+pub fn renew_certificate(dir: &Path, bits: u32, name: &str, ip: &str) {
+    let (_, public) = rsa_key(dir, name, bits);
+    issue(
+        dir,
+        "ca",
+        &format!("CN={name}"),
+        &["--san", ip],
+        &public,
+        &dir.join(format!("{name}.crt")),
+    );
+}
+
+/// As [`make_certificates`], but through an intermediate CA: `ca.key` and
+/// `ca.crt` (the root, which both routers trust), `intermediate.key` and
+/// `intermediate.crt` (CA:TRUE, issued by the root), and for each router
+/// `NAME.key` and `NAME.crt` holding its end-entity certificate, issued by
+/// the intermediate, followed by the intermediate's (so that the router
+/// sends both: two CERT payloads).
+pub fn make_certificate_chain(dir: &Path, bits: u32, routers: &[(&str, &str)]) {
+    make_certificates(dir, bits, &[]);
+    let (_, public) = rsa_key(dir, "intermediate", bits);
+    let intermediate = dir.join("intermediate.crt");
+    issue(
+        dir,
+        "ca",
+        "CN=xrsec lab intermediate",
+        &["--ca"],
+        &public,
+        &intermediate,
+    );
+    for (name, ip) in routers {
+        let (_, public) = rsa_key(dir, name, bits);
+        let end_entity = dir.join(format!("{name}.ee.crt"));
+        issue(
+            dir,
+            "intermediate",
+            &format!("CN={name}"),
+            &["--san", ip],
+            &public,
+            &end_entity,
+        );
+        let mut chain = std::fs::read(&end_entity).unwrap();
+        chain.extend(std::fs::read(&intermediate).unwrap());
+        std::fs::write(dir.join(format!("{name}.crt")), chain).unwrap();
+    }
+}
+
 /// Turns a generated PSK configuration into certificate authentication with
 /// `dir`'s CA and `name`'s certificate and key (from [`make_certificates`]).
 pub fn with_certificates(config: &str, dir: &Path, name: &str) -> String {

@@ -1,13 +1,18 @@
 //! SIGHUP: tunnels whose configuration did not change keep their SAs and
 //! lose no packet; changed ones renegotiate; removed ones are deleted with a
-//! DELETE to the peer; added ones come up; a broken file changes nothing.
+//! DELETE to the peer; added ones come up; a broken file changes nothing; a
+//! certificate and key renewed in place (same file names, same subject)
+//! count as a change.
 
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use xrsec_control::{Status, TunnelState};
-use xrsec_e2e::{wait_for_within, PairConfig};
-use xrsec_lab::{Node, PingResult, Signal, Topology, XrSuite, Xrsecd, LAB_PSK};
+use xrsec_e2e::{
+    make_certificates, renew_certificate, wait_converged, wait_for_log, wait_for_within,
+    with_certificates, PairConfig, BRING_UP, INNER_B,
+};
+use xrsec_lab::{LabDir, Node, PingResult, Signal, Topology, XrSuite, Xrsecd, LAB_PSK};
 
 /// How long each step of the test may take to settle after a reload.
 const SETTLE: Duration = Duration::from_secs(20);
@@ -193,4 +198,51 @@ fn sighup_keeps_unchanged_tunnels_and_applies_changes() {
     assert_eq!(spis(&da.status().unwrap(), "tunnel-ip1"), Some(ip1));
     assert!(da.stop().unwrap());
     assert!(db.stop().unwrap());
+}
+
+#[test]
+fn sighup_renegotiates_a_tunnel_whose_certificate_and_key_were_renewed_in_place() {
+    if xrsec_e2e::needs_root() {
+        return;
+    }
+    xrsec_lab::ensure_packages().unwrap();
+    let _serial = xrsec_e2e::serial();
+    let certs = LabDir::new("reload-certs").unwrap();
+    let dir = certs.path();
+    make_certificates(
+        dir,
+        2048,
+        &[("router1", "10.99.0.1"), ("router2", "10.99.0.2")],
+    );
+    let mut pair = PairConfig::direct(&XrSuite::seed());
+    pair.config_a = with_certificates(&pair.config_a, dir, "router1");
+    pair.config_b = with_certificates(&pair.config_b, dir, "router2");
+    let mut pair = pair.start(&[], &[]);
+    let (before, _) = wait_converged(&pair.a, &pair.b, BRING_UP);
+    let old = spis(&before, "tunnel-ip1").unwrap();
+
+    // Same configuration text, same paths, same subject: only the files'
+    // contents differ.
+    let config = std::fs::read_to_string(pair.a.config_path()).unwrap();
+    renew_certificate(dir, 2048, "router1", "10.99.0.1");
+    reload(&mut pair.a, &config);
+    wait_for_log(&pair.a, "tunnel-ip1: configuration changed: renegotiating");
+    wait_for_log(
+        &pair.a,
+        "reloaded: 0 tunnel(s) unchanged, 1 changed, 0 added, 0 removed",
+    );
+    let (after, _) = wait_converged(&pair.a, &pair.b, BRING_UP);
+    let new = spis(&after, "tunnel-ip1").unwrap();
+    assert_ne!(new, old);
+    let p = pair.topo.ping(Node::A, INNER_B, 3).unwrap();
+    assert_eq!(p.received, 3, "{p:?}");
+
+    // Reloading the same files again changes nothing.
+    reload(&mut pair.a, &config);
+    wait_for_log(
+        &pair.a,
+        "reloaded: 1 tunnel(s) unchanged, 0 changed, 0 added, 0 removed",
+    );
+    let again = pair.a.status().unwrap();
+    assert_eq!(spis(&again, "tunnel-ip1"), Some(new));
 }

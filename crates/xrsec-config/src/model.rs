@@ -669,9 +669,47 @@ pub struct StaticRoute {
     pub span: Span,
 }
 
+/// The fragment size when `ikev2 fragmentation` gives no `mtu`: 1280 bytes
+/// of IP fit every IPv6 path (RFC 7383 2.5.1).
+pub const DEFAULT_IKE_FRAGMENT_MTU: u16 = 1280;
+
+/// The range `ikev2 fragmentation mtu` accepts: from the IPv4 datagram every
+/// host must take (576, RFC 791; RFC 7383 2.5.1) to the interface maximum.
+pub const IKE_FRAGMENT_MTU_RANGE: std::ops::RangeInclusive<u16> = 576..=9216;
+
+/// IKE fragmentation (RFC 7383), global as IOS XE's `crypto ikev2
+/// fragmentation [mtu N]`: `ikev2 fragmentation [mtu BYTES]` and `no ikev2
+/// fragmentation`. Unlike IOS XE it is on by default (certificates make
+/// IKE_AUTH larger than many paths carry whole); the later of the two
+/// commands in a file wins, as in a configuration session.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IkeFragmentation {
+    /// `no ikev2 fragmentation`: neither offered nor accepted.
+    pub disabled: bool,
+    /// `mtu BYTES`: the largest IP datagram (IP and UDP headers included)
+    /// an encrypted message may take before it is cut into fragments.
+    pub mtu: Option<u16>,
+    /// Where the command that set this was written.
+    pub span: Option<Span>,
+}
+
+impl IkeFragmentation {
+    /// Whether fragmentation is offered and accepted.
+    pub fn enabled(&self) -> bool {
+        !self.disabled
+    }
+
+    /// The fragment size in use: `mtu`, or [`DEFAULT_IKE_FRAGMENT_MTU`].
+    pub fn mtu(&self) -> u16 {
+        self.mtu.unwrap_or(DEFAULT_IKE_FRAGMENT_MTU)
+    }
+}
+
 /// A whole configuration, objects in definition order per kind.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Config {
+    /// `ikev2 fragmentation` / `no ikev2 fragmentation` (global).
+    pub ikev2_fragmentation: IkeFragmentation,
     pub proposals: NamedMap<Ikev2Proposal>,
     pub policies: NamedMap<Ikev2Policy>,
     pub keyrings: NamedMap<Keyring>,
@@ -721,6 +759,7 @@ impl Config {
     fn clear_spans(&mut self) {
         let z = Span::default();
         let r = |n: &mut NameRef| n.span = z;
+        self.ikev2_fragmentation.span = None;
         for p in self.proposals.iter_mut() {
             p.span = z;
         }

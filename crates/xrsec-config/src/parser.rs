@@ -93,7 +93,15 @@ impl Kind {
     }
 }
 
-const TOP: &[&str] = &["ikev2", "keyring", "crypto", "ipsec", "interface", "router"];
+const TOP: &[&str] = &[
+    "ikev2",
+    "keyring",
+    "crypto",
+    "ipsec",
+    "interface",
+    "router",
+    "no",
+];
 const SESSION: &[&str] = &["exit", "end", "commit", "config", "configure"];
 
 /// An open block: which object its lines edit. `None` is the scratch object
@@ -372,7 +380,7 @@ impl<'a> Parser<'a> {
         }
         self.after_exit = false;
 
-        let level = self.find_level(&kw, first.text);
+        let level = self.find_level(&kw, first.text, lexed.tokens.get(1).map(|t| t.text));
         if let Some(p) = pending {
             if level.is_none() || (is_ipv4_like(first.text) && !first.text.contains('/')) {
                 self.orphan(no, lexed, &p);
@@ -436,7 +444,12 @@ impl<'a> Parser<'a> {
 
     /// Which open block (index into the stack; `None` = top level) handles a
     /// line starting with `kw`, innermost first.
-    fn find_level(&self, kw: &str, raw: &str) -> Option<Option<usize>> {
+    fn find_level(&self, kw: &str, raw: &str, next: Option<&str>) -> Option<Option<usize>> {
+        // `no ikev2 ...` is global even inside a block that has a `no` of its
+        // own (`no shutdown` in an interface).
+        if kw == "no" && next.is_some_and(|n| n.eq_ignore_ascii_case("ikev2")) {
+            return Some(None);
+        }
         for (i, t) in self.stack.iter().enumerate().rev() {
             let k = t.kind();
             if k.keywords().contains(&kw)
@@ -967,11 +980,56 @@ impl<'a> Parser<'a> {
         let kw = lower(cur.line.tokens[0].text);
         cur.pos = 1;
         match kw.as_str() {
-            "ikev2" => match self.keyword(cur, &["proposal", "policy", "profile"], "keyword")? {
+            "ikev2" => match self.keyword(
+                cur,
+                &["proposal", "policy", "profile", "fragmentation"],
+                "keyword",
+            )? {
                 "proposal" => self.open_named(cur, Kind::Proposal, "proposal name"),
                 "policy" => self.open_named(cur, Kind::Policy, "policy name"),
-                _ => self.open_named(cur, Kind::Ikev2Profile, "profile name"),
+                "profile" => self.open_named(cur, Kind::Ikev2Profile, "profile name"),
+                _ => self.fragmentation(cur).map(|()| false),
             },
+            "no" => {
+                if let Some(t) = cur
+                    .peek()
+                    .filter(|t| t.text.eq_ignore_ascii_case("shutdown"))
+                {
+                    let d = self
+                        .rep
+                        .error(
+                            cur.span_of(t),
+                            "`no shutdown` outside an interface block: the only global `no` \
+                             command is `no ikev2 fragmentation`",
+                        )
+                        .help(
+                            "write it inside `interface tunnel-ipN`, before any top-level \
+                             command (which closes the block)",
+                        );
+                    self.emit(d);
+                    return Err(Failed);
+                }
+                self.keyword(cur, &["ikev2"], "keyword")?;
+                self.keyword(cur, &["fragmentation"], "keyword")?;
+                if let Some(t) = cur.peek() {
+                    let d = self
+                        .rep
+                        .error(
+                            cur.span_range(cur.pos, cur.line.tokens.len()),
+                            format!(
+                                "unexpected extra argument `{}`: `no ikev2 fragmentation` turns \
+                                 fragmentation off whatever its size",
+                                t.text
+                            ),
+                        )
+                        .help("write `no ikev2 fragmentation` alone");
+                    self.emit(d);
+                    return Err(Failed);
+                }
+                let span = cur.cmd_span();
+                self.set_fragmentation(span, true, None);
+                Ok(false)
+            }
             "keyring" => self.open_named(cur, Kind::Keyring, "keyring name"),
             "crypto" => {
                 self.keyword(cur, &["ca"], "keyword")?;
@@ -995,6 +1053,82 @@ impl<'a> Parser<'a> {
                 self.dispatch_sub(Target::RouterStatic, cur)
             }
         }
+    }
+
+    /// `ikev2 fragmentation [mtu BYTES]`, after `fragmentation`.
+    fn fragmentation(&mut self, cur: &mut Cursor<'_, 'a>) -> Res<()> {
+        let mut mtu = None;
+        if cur.peek().is_some() {
+            self.keyword(cur, &["mtu"], "keyword")?;
+            let range = IKE_FRAGMENT_MTU_RANGE;
+            if let Some(t) = cur.peek() {
+                let n = t.text.parse::<u64>();
+                if n.is_ok_and(|n| {
+                    !(u64::from(*range.start())..=u64::from(*range.end())).contains(&n)
+                }) {
+                    let d = self
+                        .rep
+                        .error(
+                            cur.span_of(t),
+                            format!(
+                                "{} is out of range: `ikev2 fragmentation mtu` accepts {}..={} bytes",
+                                if t.text.len() > 20 { "that" } else { t.text },
+                                range.start(),
+                                range.end()
+                            ),
+                        )
+                        .help(format!(
+                            "the size counts the IP and UDP headers; {} (the default) fits every \
+                             IPv6 path and 576 every IPv4 one (RFC 7383 2.5.1)",
+                            DEFAULT_IKE_FRAGMENT_MTU
+                        ));
+                    self.emit(d);
+                    return Err(Failed);
+                }
+            }
+            let (n, _) = self.number(
+                cur,
+                "a fragment size in bytes",
+                u64::from(*range.start())..=u64::from(*range.end()),
+                "bytes",
+                "ikev2 fragmentation mtu 1280",
+            )?;
+            self.end(cur)?;
+            mtu = Some(n as u16);
+        }
+        let span = cur.cmd_span();
+        self.set_fragmentation(span, false, mtu);
+        Ok(())
+    }
+
+    /// Records `ikev2 fragmentation` or its `no` form written at `span`;
+    /// the later command wins (warned about, with a note at the earlier).
+    fn set_fragmentation(&mut self, span: Span, disabled: bool, mtu: Option<u16>) {
+        let new = IkeFragmentation {
+            disabled,
+            mtu,
+            span: Some(span),
+        };
+        let old = self.cfg.ikev2_fragmentation;
+        if let Some(first) = old.span {
+            let describe = |f: &IkeFragmentation| match (f.disabled, f.mtu) {
+                (true, _) => "no ikev2 fragmentation".to_string(),
+                (false, None) => "ikev2 fragmentation".to_string(),
+                (false, Some(n)) => format!("ikev2 fragmentation mtu {n}"),
+            };
+            let (now, before) = (describe(&new), describe(&old));
+            let mut d = if now == before {
+                self.rep
+                    .warning(span, format!("`{now}` is written a second time"))
+            } else {
+                self.rep
+                    .warning(span, format!("`{now}` replaces the earlier `{before}`"))
+            };
+            d = self.rep.note_at(d, first, "the earlier command");
+            d = d.help("keep only the one you mean: the last one wins");
+            self.emit(d);
+        }
+        self.cfg.ikev2_fragmentation = new;
     }
 
     fn open_interface(&mut self, cur: &mut Cursor<'_, 'a>) -> Res<bool> {

@@ -36,6 +36,16 @@ impl Config {
     /// The configuration as running-config text.
     pub fn to_running_config(&self, secrets: Secrets) -> String {
         let mut o = String::new();
+        // Global commands first, as IOS prints them; the default (on, 1280
+        // bytes) prints nothing.
+        let f = &self.ikev2_fragmentation;
+        if f.disabled {
+            let _ = writeln!(o, "no ikev2 fragmentation");
+            let _ = writeln!(o, "!");
+        } else if let Some(mtu) = f.mtu {
+            let _ = writeln!(o, "ikev2 fragmentation mtu {mtu}");
+            let _ = writeln!(o, "!");
+        }
         for p in &self.proposals {
             let _ = writeln!(o, "ikev2 proposal {}", p.name);
             if !p.encryption.is_empty() {

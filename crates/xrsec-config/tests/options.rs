@@ -353,6 +353,15 @@ const ERRORS: &[(&str, usize, &str, &str)] = &[
     ("interface tunnel-ip1 tunnel destination 198.51.100", 41, "expected an IPv4 address, found `198.51.100`", "for example `tunnel destination 198.51.100.2`"),
     ("interface tunnel-ip1 tunnel mode gre ipv4", 34, "`tunnel mode gre ipv4` is not supported: xrsec tunnels are `tunnel mode ipsec ipv4`", ""),
     ("interface tunnel-ip1 tunnel mode ipsec ipv6", 40, "`tunnel mode ipsec ipv6` is not supported: xrsec carries IPv4 only", ""),
+    ("ikev2 fragmentation mtu 575", 25, "575 is out of range: `ikev2 fragmentation mtu` accepts 576..=9216 bytes", "1280 (the default) fits every IPv6 path"),
+    ("ikev2 fragmentation mtu 9217", 25, "9217 is out of range: `ikev2 fragmentation mtu` accepts 576..=9216 bytes", "counts the IP and UDP headers"),
+    ("ikev2 fragmentation mtu 1280b", 25, "`ikev2 fragmentation mtu` takes a fragment size in bytes, not `1280b`", "for example `ikev2 fragmentation mtu 1280`"),
+    ("ikev2 fragmentation mtu", 1, "`ikev2 fragmentation mtu` needs a fragment size in bytes", "for example `ikev2 fragmentation mtu 1280`"),
+    ("ikev2 fragmentation mtu 1280 1400", 30, "unexpected extra argument `1400`: `ikev2 fragmentation mtu` takes nothing more here", ""),
+    ("ikev2 fragmentation size 1280", 21, "unknown keyword `size` after `fragmentation`", "valid here: `mtu`"),
+    ("ikev2 fragmentaton mtu 1280", 7, "unknown keyword `fragmentaton` after `ikev2`; did you mean `fragmentation`?", ""),
+    ("no ikev2 fragmentation mtu 1280", 24, "unexpected extra argument `mtu`: `no ikev2 fragmentation` turns fragmentation off whatever its size", "write `no ikev2 fragmentation` alone"),
+    ("no ikev2 proposal P1", 10, "unknown keyword `proposal` after `ikev2`", "valid here: `fragmentation`"),
     ("interface tunnel-ip1 mtu 9217", 26, "9217 is out of range: `mtu` accepts 576..=9216 bytes", ""),
     ("interface tunnel-ip1 mtu 1400b", 26, "`mtu` takes an MTU in bytes, not `1400b`", "for example `mtu 1400`"),
     ("interface GigabitEthernet0/0/0/0 shutdown", 11, "xrsec configures only `interface tunnel-ipN`, not `GigabitEthernet0/0/0/0`", "belong to Linux"),
@@ -679,5 +688,125 @@ fn a_file_that_is_not_utf8_is_refused_with_the_position_of_the_first_bad_byte() 
     assert!(
         err.to_string().contains("latin1.conf:2:10: not UTF-8 text"),
         "{err}"
+    );
+}
+
+/// (global command added to BASE, what the model must then hold)
+const GLOBAL_OPTIONS: &[(&str, Check)] = &[
+    ("ikev2 fragmentation", |c| {
+        let f = c.ikev2_fragmentation;
+        f.enabled() && f.mtu() == 1280
+    }),
+    ("ikev2 fragmentation mtu 576", |c| {
+        let f = c.ikev2_fragmentation;
+        f.enabled() && f.mtu() == 576
+    }),
+    ("IKEV2 Fragmentation MTU 9216", |c| {
+        c.ikev2_fragmentation.mtu == Some(9216)
+    }),
+    ("no ikev2 fragmentation", |c| {
+        !c.ikev2_fragmentation.enabled()
+    }),
+];
+
+#[test]
+fn ike_fragmentation_is_on_at_1280_bytes_unless_configured() {
+    let f = parse_ok(BASE).ikev2_fragmentation;
+    assert!(f.enabled());
+    assert_eq!((f.mtu, f.mtu()), (None, 1280));
+    assert_eq!(
+        parse_ok(BASE)
+            .to_running_config(Secrets::Shown)
+            .lines()
+            .next(),
+        Some("ikev2 proposal P1")
+    );
+}
+
+#[test]
+fn every_global_option_parses_before_and_after_the_blocks_and_survives_rendering() {
+    for (line, check) in GLOBAL_OPTIONS {
+        for text in [format!("{line}\n{BASE}"), format!("{BASE}{line}\n")] {
+            let cfg = parse_ok(&text);
+            assert!(check(&cfg), "{text}");
+            let rendered = cfg.to_running_config(Secrets::Shown);
+            let again = parse_ok(&rendered);
+            assert!(check(&again), "{rendered}");
+            assert!(cfg.same_settings(&again), "{rendered}");
+        }
+    }
+}
+
+#[test]
+fn no_ikev2_fragmentation_is_global_even_inside_an_interface_block() {
+    let text = format!(
+        "{BASE}interface tunnel-ip1\n shutdown\nno ikev2 fragmentation\n no shutdown\nexit\n"
+    );
+    let p = parse_str("t.conf", &text);
+    // `no ikev2 ...` closes the interface block as any top-level command
+    // does: the indented `no shutdown` after it is then no interface's.
+    let d = p
+        .diagnostics
+        .iter()
+        .find(|d| d.is_error())
+        .unwrap_or_else(|| panic!("{}", p.render_diagnostics()));
+    assert_eq!((d.line, d.col), (base_lines() + 4, 5), "{d}");
+    assert_eq!(
+        d.message,
+        "`no shutdown` outside an interface block: the only global `no` command is `no ikev2 fragmentation`"
+    );
+    assert!(
+        d.to_string()
+            .contains("write it inside `interface tunnel-ipN`"),
+        "{d}"
+    );
+    let p = parse_str(
+        "t.conf",
+        &format!("{BASE}interface tunnel-ip1\n no shutdown\nno ikev2 fragmentation\n"),
+    );
+    assert!(!p.has_errors(), "{}", p.render_diagnostics());
+    let cfg2 = p.config.unwrap();
+    assert!(!cfg2.ikev2_fragmentation.enabled());
+    assert!(!cfg2.interfaces.get("tunnel-ip1").unwrap().shutdown);
+}
+
+#[test]
+fn a_later_fragmentation_command_replaces_an_earlier_one_with_a_warning() {
+    let text = format!("ikev2 fragmentation mtu 1400\n{BASE}no ikev2 fragmentation\n");
+    let p = parse_str("t.conf", &text);
+    assert!(!p.has_errors(), "{}", p.render_diagnostics());
+    let d = p
+        .diagnostics
+        .iter()
+        .find(|d| d.line == base_lines() + 2)
+        .unwrap_or_else(|| panic!("{}", p.render_diagnostics()));
+    assert_eq!(
+        (d.col, d.message.as_str()),
+        (
+            1,
+            "`no ikev2 fragmentation` replaces the earlier `ikev2 fragmentation mtu 1400`"
+        )
+    );
+    let shown = d.to_string();
+    assert!(shown.contains("t.conf:1:1"), "{shown}");
+    assert!(shown.contains("the last one wins"), "{shown}");
+    let cfg = p.config.unwrap();
+    assert!(!cfg.ikev2_fragmentation.enabled());
+    // And the other way round: the size comes back with fragmentation.
+    let cfg = parse_str(
+        "t.conf",
+        &format!("no ikev2 fragmentation\n{BASE}ikev2 fragmentation mtu 1400\n"),
+    )
+    .config
+    .unwrap();
+    assert!(cfg.ikev2_fragmentation.enabled());
+    assert_eq!(cfg.ikev2_fragmentation.mtu(), 1400);
+    let p = parse_str(
+        "t.conf",
+        &format!("no ikev2 fragmentation\n{BASE}no ikev2 fragmentation\n"),
+    );
+    assert_eq!(
+        p.diagnostics[0].message,
+        "`no ikev2 fragmentation` is written a second time"
     );
 }

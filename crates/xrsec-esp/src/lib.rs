@@ -509,12 +509,15 @@ impl Dataplane {
         let _ = self.place_udp_rx(&tunnels);
     }
 
-    /// Installs a Child SA on a tunnel: inbound by `spi_in` (alongside any
-    /// older inbound SA, which keeps working until deleted), outbound as the
-    /// tunnel's (replacing the previous one). With an automatic MTU, the
-    /// TUN's MTU is set for this SA's suite and encapsulation.
-    pub fn install_sa(&self, tunnel: TunnelId, spec: SaSpec) -> Result<(), InstallError> {
-        let (remote, auto_mtu, ifname) = {
+    /// The peer address, whether the MTU is automatic, and the TUN name of
+    /// a tunnel an SA goes on; refused when the tunnel or the SA's socket
+    /// is missing.
+    fn install_target(
+        &self,
+        tunnel: TunnelId,
+        spec: &SaSpec,
+    ) -> Result<(Ipv4Addr, bool, String), InstallError> {
+        let target = {
             let tunnels = self.tunnels.lock().unwrap_or_else(|e| e.into_inner());
             let t = tunnels
                 .iter()
@@ -529,6 +532,15 @@ impl Dataplane {
         if self.shared.socket_for(spec.encap).is_none() {
             return Err(InstallError::NoSocket(spec.encap));
         }
+        Ok(target)
+    }
+
+    /// Installs a Child SA on a tunnel: inbound by `spi_in` (alongside any
+    /// older inbound SA, which keeps working until deleted), outbound as the
+    /// tunnel's (replacing the previous one). With an automatic MTU, the
+    /// TUN's MTU is set for this SA's suite and encapsulation.
+    pub fn install_sa(&self, tunnel: TunnelId, spec: SaSpec) -> Result<(), InstallError> {
+        let (remote, auto_mtu, ifname) = self.install_target(tunnel, &spec)?;
         let events = Some(self.events_tx.clone());
         let inbound = InboundSa::new(&spec, tunnel, events.clone()).map_err(InstallError::Key)?;
         let outbound = OutboundSa::new(&spec, remote, usize::from(self.opts.path_mtu), events)
@@ -549,6 +561,23 @@ impl Dataplane {
         let events = Some(self.events_tx.clone());
         let inbound = InboundSa::new(spec, tunnel, events).map_err(InstallError::Key)?;
         self.shared.sadb.install_inbound(Arc::new(inbound));
+        Ok(())
+    }
+
+    /// Switches a tunnel's outbound traffic to `spec`'s outbound half (the
+    /// second half of a make-before-break rekey whose inbound half went in
+    /// with [`Dataplane::install_inbound_sa`]). With an automatic MTU, the
+    /// TUN's MTU follows the SA's suite and encapsulation.
+    pub fn install_outbound_sa(&self, tunnel: TunnelId, spec: &SaSpec) -> Result<(), InstallError> {
+        let (remote, auto_mtu, ifname) = self.install_target(tunnel, spec)?;
+        let events = Some(self.events_tx.clone());
+        let outbound = OutboundSa::new(spec, remote, usize::from(self.opts.path_mtu), events)
+            .map_err(InstallError::Key)?;
+        let mtu = outbound.max_inner();
+        self.shared.sadb.set_outbound(tunnel, Arc::new(outbound));
+        if auto_mtu {
+            let _ = sys::set_mtu(&ifname, mtu.min(65535) as u16);
+        }
         Ok(())
     }
 

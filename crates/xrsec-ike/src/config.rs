@@ -300,6 +300,17 @@ pub struct TunnelConfig {
     /// How the peer must authenticate (`authentication remote`); PSK by
     /// default.
     pub remote_auth: RemoteAuth,
+    /// Dead peer detection (`dpd INTERVAL RETRIES`); none by default.
+    pub dpd: Option<Dpd>,
+}
+
+/// `dpd INTERVAL RETRIES`: when nothing came from the peer for `interval`,
+/// an empty INFORMATIONAL request goes, again every `interval`, and after
+/// `retries` unanswered ones the peer is dead.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Dpd {
+    pub interval: Duration,
+    pub retries: u32,
 }
 
 impl fmt::Debug for TunnelConfig {
@@ -319,6 +330,9 @@ impl fmt::Debug for TunnelConfig {
             .field("esp_suites", &self.esp_suites)
             .field("local_auth", &self.local_auth)
             .field("remote_auth", &self.remote_auth)
+            .field("ike_lifetime", &self.ike_lifetime)
+            .field("sa_lifetime", &self.sa_lifetime)
+            .field("dpd", &self.dpd)
             .finish_non_exhaustive()
     }
 }
@@ -356,6 +370,7 @@ impl TunnelConfig {
             initial_contact: true,
             local_auth: LocalAuth::Psk,
             remote_auth: RemoteAuth::Psk,
+            dpd: None,
         }
     }
 
@@ -646,6 +661,10 @@ pub fn from_tunnel_with_pki(
         initial_contact: true,
         local_auth,
         remote_auth,
+        dpd: ike.dpd.map(|d| Dpd {
+            interval: Duration::from_secs(u64::from(d.interval_secs)),
+            retries: d.retries,
+        }),
     };
     tunnel.validate()?;
     Ok(tunnel)

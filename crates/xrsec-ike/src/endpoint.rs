@@ -275,6 +275,22 @@ impl<R: CryptoRngCore> Endpoint<R> {
         self.resolve_duplicates = on;
     }
 
+    /// Changes [`EndpointOptions::fragmentation`] and
+    /// [`EndpointOptions::fragment_size`] at run time (a configuration
+    /// reload). IKE SAs negotiated from now on offer (or not) fragmentation
+    /// accordingly; an existing IKE SA keeps what its IKE_SA_INIT settled
+    /// (RFC 7383 2.3: it is negotiated once per SA) and cuts its next
+    /// messages at the new size.
+    pub fn set_fragmentation(&mut self, on: bool, fragment_size: u16) {
+        self.opts.fragmentation = on;
+        self.opts.fragment_size = fragment_size;
+    }
+
+    /// The options in force.
+    pub fn options(&self) -> &EndpointOptions {
+        &self.opts
+    }
+
     /// The tunnels this endpoint negotiates.
     pub fn tunnels(&self) -> &[TunnelConfig] {
         &self.tunnels
@@ -1011,6 +1027,52 @@ impl<R: CryptoRngCore> Endpoint<R> {
     /// [`Event::PeerAlive`], silence ends in [`Event::IkeSaDown`].
     pub fn send_liveness_check(&mut self, now: Instant, id: IkeSaId) {
         self.request(now, id, Request::Liveness);
+    }
+
+    /// Rekeys the Child SA with this inbound SPI now (the dataplane's soft
+    /// volume lifetime, `lifetime kilobytes`); time lifetimes need no call.
+    pub fn rekey_child_sa(&mut self, now: Instant, spi_in: u32) {
+        let Some(id) = self.owner_of_child(spi_in) else {
+            return;
+        };
+        if let Some(sa) = self.sas.get_mut(&id) {
+            let mut ctx = ctx!(self, now);
+            if sa.rekey_child(&mut ctx, spi_in) {
+                sa.handle_timeout(&mut ctx);
+            }
+        }
+        self.after(now, id);
+    }
+
+    /// Ends the Child SA with this inbound SPI as at its hard lifetime (the
+    /// dataplane's hard volume lifetime, or its sequence numbers running
+    /// out): replaced if a rekey has its successor ready, else its IKE SA
+    /// is deleted and the tunnel can be negotiated anew.
+    pub fn expire_child_sa(&mut self, now: Instant, spi_in: u32) {
+        let Some(id) = self.owner_of_child(spi_in) else {
+            return;
+        };
+        if let Some(sa) = self.sas.get_mut(&id) {
+            let mut ctx = ctx!(self, now);
+            sa.expire_child(&mut ctx, spi_in);
+            sa.handle_timeout(&mut ctx);
+        }
+        self.after(now, id);
+    }
+
+    /// ESP traffic came in on the tunnel's Child SAs: the peer is alive,
+    /// and dead peer detection waits its interval again from `now`.
+    pub fn traffic_received(&mut self, now: Instant, tunnel: TunnelId) {
+        for sa in self.sas.values_mut().filter(|s| s.tunnel == tunnel) {
+            sa.heard_from_peer(now);
+        }
+    }
+
+    fn owner_of_child(&self, spi_in: u32) -> Option<IkeSaId> {
+        self.sas
+            .iter()
+            .find(|(_, s)| s.child_spis_in().contains(&spi_in))
+            .map(|(id, _)| *id)
     }
 
     fn request(&mut self, now: Instant, id: IkeSaId, req: Request) {

@@ -41,8 +41,20 @@ pub enum Event {
         tunnel: TunnelId,
         info: IkeSaInfo,
     },
-    /// A Child SA pair is ready: install it in the dataplane.
+    /// A Child SA pair is ready: install its inbound half in the dataplane,
+    /// and its outbound half too when [`ChildSa::outbound`] says so (else
+    /// [`Event::ChildSaOutbound`] follows).
     ChildSaUp(ChildSa),
+    /// Switch the tunnel's outbound traffic to this Child SA, installed
+    /// earlier with `outbound: false` (the second half of a rekey the peer
+    /// started, RFC 7296 2.8: the peer has our answer, so its inbound half
+    /// is in).
+    ChildSaOutbound {
+        id: IkeSaId,
+        tunnel: TunnelId,
+        spi_in: u32,
+        spi_out: u32,
+    },
     /// A Child SA is gone: remove it from the dataplane.
     ChildSaDown {
         id: IkeSaId,
@@ -120,6 +132,13 @@ pub struct ChildSa {
     pub remote: SocketAddr,
     /// NAT-T: ESP travels in UDP on port 4500 (RFC 3948).
     pub udp_encap: bool,
+    /// Send with it at once. `false` for a Child SA the peer's rekey
+    /// created: only its inbound half goes in now, and
+    /// [`Event::ChildSaOutbound`] switches the outbound half on later.
+    pub outbound: bool,
+    /// The inbound SPI of the Child SA this one rekeys (that one goes down
+    /// a few seconds later with [`DownReason::Rekeyed`]).
+    pub rekey_of: Option<u32>,
 }
 
 /// Why an SA went down.
@@ -142,6 +161,17 @@ pub enum DownReason {
     /// the lower initiator SPI, which a NAT cannot make the two ends see
     /// differently). The tunnel stays up on `kept`: nothing to re-initiate.
     Duplicate { kept: IkeSaId },
+    /// Replaced by a rekey (RFC 7296 1.3.3): the new Child SA carries the
+    /// traffic; this one's inbound half took the packets still in flight.
+    Rekeyed { new_spi_in: u32 },
+    /// Created by a rekey that collided with another rekey of the same SA
+    /// and lost by the nonce rule (RFC 7296 2.8.1): redundant.
+    RekeyCollision,
+    /// Dead peer detection: `checks` liveness checks `interval` apart went
+    /// unanswered.
+    DeadPeer { checks: u32, interval: Duration },
+    /// Its hard lifetime ended before a rekey replaced it.
+    LifetimeExpired { lifetime: Duration },
 }
 
 impl fmt::Display for DownReason {
@@ -162,6 +192,22 @@ impl fmt::Display for DownReason {
             Self::Duplicate { kept } => write!(
                 f,
                 "duplicate of IKE SA {kept} (both peers initiated at once); kept the one with the lower initiator SPI"
+            ),
+            Self::Rekeyed { new_spi_in } => {
+                write!(f, "rekeyed (replaced by SPI in 0x{new_spi_in:08x})")
+            }
+            Self::RekeyCollision => f.write_str(
+                "redundant: both peers rekeyed the same SA at once and the other rekey won (lowest nonce, RFC 7296 2.8)",
+            ),
+            Self::DeadPeer { checks, interval } => write!(
+                f,
+                "dead peer: {checks} liveness checks {} s apart went unanswered (dpd)",
+                interval.as_secs()
+            ),
+            Self::LifetimeExpired { lifetime } => write!(
+                f,
+                "hard lifetime of {} s reached without a successful rekey",
+                lifetime.as_secs()
             ),
         }
     }
@@ -274,10 +320,11 @@ impl fmt::Display for FailureReason {
                 oversized: Some(o),
             } => write!(
                 f,
-                "no response to {exchange} after {tries} transmissions: our request took an IP datagram of {} bytes, more than the fragment size {}, and went unfragmented because {}; a path that drops IP fragments loses it",
+                "no response to {exchange} after {tries} transmissions: our request took an IP datagram of {} bytes, more than the fragment size {}, and went unfragmented because {}; a path that drops IP fragments loses it: {}",
                 o.bytes,
                 o.fragment_size,
-                o.why_whole()
+                o.why_whole(),
+                o.fix()
             ),
             Self::InvalidKePayload { requested } => write!(
                 f,
@@ -319,6 +366,16 @@ impl Oversized {
             "the peer does not support IKE fragmentation (RFC 7383)"
         }
     }
+
+    /// What to change so that it is fragmented, as a sentence.
+    pub fn fix(&self) -> &'static str {
+        if self.disabled_locally {
+            "remove `no ikev2 fragmentation` from this router's configuration"
+        } else {
+            "enable IKE fragmentation on the peer (`ikev2 fragmentation` on xrsec, \
+             `crypto ikev2 fragmentation` on Cisco IOS XE, `fragmentation = yes` on strongSwan)"
+        }
+    }
 }
 
 /// A Child SA in a status row.
@@ -332,6 +389,15 @@ pub struct ChildInfo {
     pub local_ts: Vec<TrafficSelector>,
     pub remote_ts: Vec<TrafficSelector>,
     pub udp_encap: bool,
+    pub created: Instant,
+    /// When our rekey starts (the soft lifetime); `None` once a rekey of
+    /// it is under way or done by the peer.
+    pub rekey_at: Option<Instant>,
+    /// The hard lifetime: the SA is gone by then.
+    pub expire_at: Instant,
+    /// Made by the peer's rekey, receiving only until the peer deletes the
+    /// SA it replaces.
+    pub outbound_pending: bool,
 }
 
 /// One row of `show ikev2 session [detail]`.
@@ -362,6 +428,9 @@ pub struct SessionInfo {
     pub remote_auth: &'static str,
     pub lifetime: Duration,
     pub established_at: Option<Instant>,
+    /// When we rekey the IKE SA and when it expires, once established.
+    pub rekey_at: Option<Instant>,
+    pub expire_at: Option<Instant>,
     pub spi_i: u64,
     pub spi_r: u64,
     pub local_identity: Identity,

@@ -19,8 +19,8 @@ mod sa;
 pub mod wire;
 
 pub use config::{
-    from_tunnel, from_tunnel_with_pki, ConfigError, Identity, IdentityMatch, IkeProposalConfig,
-    Ipv4Prefix, LoadedTrustpoint, LocalAuth, RemoteAuth, TunnelConfig, TunnelId,
+    from_tunnel, from_tunnel_with_pki, ConfigError, Dpd, Identity, IdentityMatch,
+    IkeProposalConfig, Ipv4Prefix, LoadedTrustpoint, LocalAuth, RemoteAuth, TunnelConfig, TunnelId,
 };
 pub use endpoint::{Endpoint, EndpointOptions, LogLine, Transmit};
 pub use event::{

@@ -62,6 +62,10 @@ macro_rules! find_payload {
     };
 }
 
+mod rekey;
+
+pub(crate) use rekey::{Lifetimes, PeerRekey, Retiring};
+
 /// Protocol IDs in Delete payloads (RFC 7296 3.11).
 const PROTO_IKE: u8 = 1;
 const PROTO_ESP: u8 = 3;
@@ -324,6 +328,18 @@ pub(crate) struct Child {
     pub local_ts: Vec<TrafficSelector>,
     pub remote_ts: Vec<TrafficSelector>,
     pub udp_encap: bool,
+    /// When it was created, when it is rekeyed (the soft lifetime, with
+    /// jitter) and when it must be gone (the hard lifetime).
+    pub times: Lifetimes,
+    /// Our CREATE_CHILD_SA rekeying it is queued or in flight.
+    pub rekeying: bool,
+    /// The peer rekeyed it: we answered its CREATE_CHILD_SA, which created
+    /// the Child SA named here (RFC 7296 2.8.1 compares the nonces).
+    pub rekeyed_by_peer: Option<PeerRekey>,
+    /// Made by the peer's rekey and not sending yet: its outbound half is
+    /// switched on when the peer deletes the SA it replaces (the peer has
+    /// our response by then, so its inbound half is in).
+    pub outbound_pending: bool,
 }
 
 /// Initiator, IKE_SA_INIT sent.
@@ -368,6 +384,18 @@ pub(crate) struct Established {
     keyed: Keyed,
     remote_identity: Identity,
     children: Vec<Child>,
+    /// Rekeyed Child SAs whose inbound half still takes the packets in
+    /// flight for a few seconds; their down event comes at `until`.
+    retiring: Vec<Retiring>,
+    /// Our Child SA rekey in flight.
+    our_rekey: Option<rekey::OurChildRekey>,
+    /// The IKE SA's own soft and hard lifetimes.
+    times: Lifetimes,
+    /// The last time an authenticated message (or, as the daemon reports
+    /// it, ESP traffic) came from the peer: dead peer detection counts
+    /// from here.
+    last_heard: Instant,
+    dpd: Option<crate::config::Dpd>,
 }
 
 pub(crate) enum State {
@@ -386,7 +414,13 @@ pub(crate) enum State {
 pub(crate) enum Request {
     Liveness,
     DeleteIke,
-    DeleteChild { spi_in: u32 },
+    DeleteChild {
+        spi_in: u32,
+    },
+    /// CREATE_CHILD_SA with REKEY_SA for the Child SA with this inbound SPI.
+    RekeyChild {
+        spi_in: u32,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -409,6 +443,9 @@ struct InFlight {
     next_at: Instant,
     /// Retransmission stopped while an unauthenticated error is pending.
     suspended: bool,
+    /// Dead peer detection's schedule for a liveness check: a fixed
+    /// interval and a number of transmissions, instead of the back-off.
+    fixed: Option<(Duration, u32)>,
 }
 
 struct CachedResponse {
@@ -628,6 +665,7 @@ fn exchange_name(kind: InFlightKind) -> &'static str {
         InFlightKind::SaInit => "IKE_SA_INIT",
         InFlightKind::Auth => "IKE_AUTH",
         InFlightKind::After(Request::Liveness) => "INFORMATIONAL (liveness)",
+        InFlightKind::After(Request::RekeyChild { .. }) => "CREATE_CHILD_SA (Child SA rekey)",
         InFlightKind::After(_) => "INFORMATIONAL (delete)",
     }
 }
@@ -775,6 +813,7 @@ impl IkeSa {
             transmissions: 1,
             next_at: ctx.now + backoff(ctx.opts, 1),
             suspended: false,
+            fixed: None,
         });
     }
 
@@ -989,9 +1028,12 @@ impl IkeSa {
 
     pub(crate) fn child_spis_in(&self) -> Vec<u32> {
         match &self.state {
-            State::Established(s) | State::Deleting(s) => {
-                s.children.iter().map(|c| c.spi_in).collect()
-            }
+            State::Established(s) | State::Deleting(s) => s
+                .children
+                .iter()
+                .map(|c| c.spi_in)
+                .chain(s.retiring.iter().map(|r| r.spi_in))
+                .collect(),
             State::ExpectAuthResponse(s) => vec![s.child_spi],
             _ => Vec::new(),
         }
@@ -1011,6 +1053,11 @@ impl IkeSa {
         if let State::ExpectSaInitResponse(s) = &self.state {
             if let Some((at, _)) = &s.pending_error {
                 consider(*at);
+            }
+        }
+        if let State::Established(est) = &self.state {
+            if let Some(t) = est.next_deadline(self.dpd_due(est)) {
+                consider(t);
             }
         }
         d
@@ -1055,6 +1102,9 @@ impl IkeSa {
             for c in &est.children {
                 ctx.child_spis.remove(&c.spi_in);
             }
+            for r in &est.retiring {
+                ctx.child_spis.remove(&r.spi_in);
+            }
             self.pending_up.clear();
             ctx.log(Some(self.id), || {
                 format!(
@@ -1064,7 +1114,17 @@ impl IkeSa {
             });
             return;
         }
-        let mut events = Vec::with_capacity(est.children.len() + 1);
+        let mut events = Vec::with_capacity(est.children.len() + est.retiring.len() + 1);
+        for r in &est.retiring {
+            ctx.child_spis.remove(&r.spi_in);
+            events.push(Event::ChildSaDown {
+                id: self.id,
+                tunnel,
+                spi_in: r.spi_in,
+                spi_out: r.spi_out,
+                reason: reason.clone(),
+            });
+        }
         for c in &est.children {
             ctx.child_spis.remove(&c.spi_in);
             events.push(Event::ChildSaDown {
@@ -1126,6 +1186,10 @@ impl IkeSa {
                 }
             }
             State::Closed => State::Closed,
+            State::Established(est) => match self.retransmit(ctx, State::Established(est)) {
+                State::Established(est) => self.lifetime_timers(ctx, est),
+                other => other,
+            },
             other => self.retransmit(ctx, other),
         };
     }
@@ -1138,14 +1202,22 @@ impl IkeSa {
         if f.suspended || now < f.next_at {
             return state;
         }
-        if f.transmissions >= ctx.opts.retransmit_limit {
+        let limit = f.fixed.map_or(ctx.opts.retransmit_limit, |(_, n)| n);
+        if f.transmissions >= limit {
             let exchange = exchange_name(f.kind);
             let tries = f.transmissions;
             let kind = f.kind;
             let oversized = f.oversized;
+            let reason = match f.fixed {
+                Some((interval, checks)) => DownReason::DeadPeer { checks, interval },
+                None => DownReason::NoResponse { exchange, tries },
+            };
             return match state {
                 State::Established(est) => {
-                    self.down_events(ctx, &est, DownReason::NoResponse { exchange, tries });
+                    if let DownReason::DeadPeer { .. } = reason {
+                        ctx.log(Some(self.id), || format!("IKE SA {}: {reason}", self.id));
+                    }
+                    self.down_events(ctx, &est, reason);
                     self.close(now, None)
                 }
                 State::Deleting(_) => self.close(now, None),
@@ -1167,7 +1239,9 @@ impl IkeSa {
         }
         // RFC 7296 2.1: retransmit the identical message, with back-off.
         f.transmissions += 1;
-        f.next_at = now + backoff(ctx.opts, f.transmissions);
+        f.next_at = now
+            + f.fixed
+                .map_or_else(|| backoff(ctx.opts, f.transmissions), |(i, _)| i);
         // RFC 7383 2.6.1: every fragment goes again, not only lost ones.
         let datagrams = f.datagrams.clone();
         send_all(ctx, self.local, self.remote, &datagrams);
@@ -1977,11 +2051,7 @@ impl IkeSa {
             tunnel,
             info: self.info(t, &s.keyed, &remote_identity),
         });
-        let mut est = Box::new(Established {
-            keyed: s.keyed,
-            remote_identity,
-            children: Vec::new(),
-        });
+        let mut est = Box::new(Established::new(ctx, t, s.keyed, remote_identity));
         // RFC 7296 2.21.2: a Child SA failure leaves the IKE SA up.
         match self.accept_child(
             ctx,
@@ -2009,7 +2079,7 @@ impl IkeSa {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn accept_child<R>(
+    fn accept_child<R: CryptoRngCore>(
         &self,
         ctx: &mut Ctx<'_, R>,
         t: &TunnelConfig,
@@ -2076,14 +2146,16 @@ impl IkeSa {
             nr,
             local_ts,
             remote_ts,
+            None,
         ))
     }
 
-    /// RFC 7296 2.17: KEYMAT = prf+(SK_d, Ni | Nr) for the first Child SA.
+    /// RFC 7296 2.17: KEYMAT = prf+(SK_d, [g^ir (new) |] Ni | Nr): the
+    /// first Child SA's without a DH value, a rekeyed one's with PFS.
     #[allow(clippy::too_many_arguments)]
-    fn child_sa<R>(
+    fn child_sa<R: CryptoRngCore>(
         &self,
-        ctx: &Ctx<'_, R>,
+        ctx: &mut Ctx<'_, R>,
         t: &TunnelConfig,
         keyed: &Keyed,
         role: Role,
@@ -2095,8 +2167,9 @@ impl IkeSa {
         nr: &[u8],
         local_ts: Vec<TrafficSelector>,
         remote_ts: Vec<TrafficSelector>,
+        g_ir: Option<&xrsec_crypto::SharedSecret>,
     ) -> (Child, ChildSa) {
-        let keys = derive_child_keys(keyed.algs.prf, &keyed.keys.sk_d, None, ni, nr, &suite);
+        let keys = derive_child_keys(keyed.algs.prf, &keyed.keys.sk_d, g_ir, ni, nr, &suite);
         // A peer that moved to 4500 without our seeing a NAT (it may force
         // NAT-T) still gets ESP in UDP.
         let udp_encap = self.nat.any() || self.local.port() == ctx.opts.natt_port;
@@ -2107,6 +2180,10 @@ impl IkeSa {
             local_ts: local_ts.clone(),
             remote_ts: remote_ts.clone(),
             udp_encap,
+            times: Lifetimes::start(ctx, t.sa_lifetime),
+            rekeying: false,
+            rekeyed_by_peer: None,
+            outbound_pending: false,
         };
         let event = ChildSa {
             tunnel: t.id,
@@ -2126,6 +2203,8 @@ impl IkeSa {
             local: self.local,
             remote: self.remote,
             udp_encap,
+            outbound: true,
+            rekey_of: None,
         };
         (child, event)
     }
@@ -2342,6 +2421,7 @@ impl IkeSa {
                     &s.nr,
                     tsr,
                     tsi,
+                    None,
                 ));
             }
             Err((n, reason)) => {
@@ -2368,11 +2448,7 @@ impl IkeSa {
             tunnel,
             info,
         });
-        let mut est = Box::new(Established {
-            keyed: s.keyed,
-            remote_identity,
-            children: Vec::new(),
-        });
+        let mut est = Box::new(Established::new(ctx, t, s.keyed, remote_identity));
         if let Some((child, event)) = child_up {
             est.children.push(child);
             self.pending_up.push(Event::ChildSaUp(event));
@@ -2507,6 +2583,7 @@ impl IkeSa {
             }
             Opened::Payloads(p) => p,
         };
+        est.last_heard = ctx.now;
         self.follow_peer(ctx, local, remote, true);
         match h.exchange {
             ExchangeType::Informational => {
@@ -2522,22 +2599,34 @@ impl IkeSa {
                         // SPIs of the same Child SAs (RFC 7296 1.4.1).
                         Payload::Delete(d) if d.protocol == PROTO_ESP => {
                             let tunnel = self.tunnel;
-                            est.children.retain(|c| {
-                                if d.spis.contains(&c.spi_out) {
-                                    deleted_in.push(c.spi_in);
-                                    ctx.child_spis.remove(&c.spi_in);
-                                    ctx.out.events.push_back(Event::ChildSaDown {
-                                        id: self.id,
-                                        tunnel,
-                                        spi_in: c.spi_in,
-                                        spi_out: c.spi_out,
-                                        reason: DownReason::PeerDelete,
-                                    });
-                                    false
-                                } else {
-                                    true
+                            let (gone, kept): (Vec<Child>, Vec<Child>) =
+                                std::mem::take(&mut est.children)
+                                    .into_iter()
+                                    .partition(|c| d.spis.contains(&c.spi_out));
+                            est.children = kept;
+                            for c in gone {
+                                deleted_in.push(c.spi_in);
+                                // The old SA of the peer's rekey: the new
+                                // one takes over, the old one retires.
+                                if self.peer_deleted_rekeyed(ctx, &mut est, &c) {
+                                    continue;
                                 }
-                            });
+                                ctx.child_spis.remove(&c.spi_in);
+                                ctx.out.events.push_back(Event::ChildSaDown {
+                                    id: self.id,
+                                    tunnel,
+                                    spi_in: c.spi_in,
+                                    spi_out: c.spi_out,
+                                    reason: DownReason::PeerDelete,
+                                });
+                            }
+                            // A rekeyed SA of ours retiring: the peer's
+                            // DELETE crossed ours; answer with its SPI.
+                            for r in &est.retiring {
+                                if d.spis.contains(&r.spi_out) && !deleted_in.contains(&r.spi_in) {
+                                    deleted_in.push(r.spi_in);
+                                }
+                            }
                         }
                         Payload::Notify(n) if n.notify_type == notify::AUTHENTICATION_FAILED => {
                             peer_auth_failed = true
@@ -2581,15 +2670,9 @@ impl IkeSa {
                 }
                 State::Established(est)
             }
-            // CREATE_CHILD_SA is parsed and refused until rekeying exists
-            // (RFC 7296 1.3: NO_ADDITIONAL_SAS).
             ExchangeType::CreateChildSa => {
-                if let Some(r) = self.seal_logged(
-                    ctx,
-                    &mut est.keyed,
-                    &reply_header,
-                    &[notify_payload(notify::NO_ADDITIONAL_SAS, Vec::new())],
-                ) {
+                let reply = self.on_create_child_sa(ctx, &mut est, &payloads);
+                if let Some(r) = self.seal_logged(ctx, &mut est.keyed, &reply_header, &reply) {
                     self.respond(ctx, message_id, datagram, r);
                 }
                 State::Established(est)
@@ -2619,15 +2702,20 @@ impl IkeSa {
         datagram: &[u8],
         msg: &Message,
     ) -> State {
-        match self.open_logged(ctx, &est.keyed, datagram, msg) {
+        let payloads = match self.open_logged(ctx, &est.keyed, datagram, msg) {
             Opened::Drop => return State::Established(est),
-            Opened::Malformed(_) | Opened::Payloads(_) => {}
-        }
+            Opened::Malformed(_) => Vec::new(),
+            Opened::Payloads(p) => p,
+        };
+        est.last_heard = ctx.now;
         self.follow_peer(ctx, local, remote, true);
         let Some(f) = self.in_flight.take() else {
             return State::Established(est);
         };
         self.next_request_id = self.next_request_id.wrapping_add(1);
+        if let InFlightKind::After(Request::RekeyChild { .. }) = f.kind {
+            self.finish_child_rekey(ctx, &mut est, &payloads);
+        }
         if f.kind == InFlightKind::After(Request::Liveness) {
             let tunnel = self.tunnel;
             ctx.event(Event::PeerAlive {
@@ -2654,6 +2742,11 @@ impl IkeSa {
                         let tunnel = self.tunnel;
                         if let Some(pos) = est.children.iter().position(|c| c.spi_in == spi_in) {
                             let c = est.children.remove(pos);
+                            // Deleting the old SA of a rekey the peer made
+                            // leaves the new one: it sends from now on.
+                            if let Some(p) = &c.rekeyed_by_peer {
+                                self.activate(ctx, &mut est, p.new_spi_in);
+                            }
                             ctx.child_spis.remove(&c.spi_in);
                             ctx.event(Event::ChildSaDown {
                                 id: self.id,
@@ -2663,6 +2756,21 @@ impl IkeSa {
                                 reason: DownReason::LocalDelete,
                             });
                             self.queued.push_back(req);
+                        }
+                    }
+                    Request::RekeyChild { spi_in } => {
+                        let busy = est.our_rekey.is_some()
+                            || self
+                                .queued
+                                .iter()
+                                .any(|r| matches!(r, Request::RekeyChild { .. }));
+                        if let Some(c) = est.children.iter_mut().find(|c| {
+                            c.spi_in == spi_in && !c.rekeying && c.rekeyed_by_peer.is_none()
+                        }) {
+                            if !busy {
+                                c.rekeying = true;
+                                self.queued.push_back(req);
+                            }
                         }
                     }
                     Request::Liveness => {
@@ -2722,6 +2830,8 @@ impl IkeSa {
         self.queued.clear();
         self.queued.push_back(Request::DeleteIke);
         est.children.clear();
+        est.retiring.clear();
+        est.our_rekey = None;
         self.start_next_request(ctx, &mut est);
         State::Deleting(est)
     }
@@ -2737,7 +2847,15 @@ impl IkeSa {
         let Some(req) = self.queued.pop_front() else {
             return;
         };
+        let mut exchange = ExchangeType::Informational;
         let payloads = match req {
+            Request::RekeyChild { spi_in } => match self.rekey_child_request(ctx, est, spi_in) {
+                Some(p) => {
+                    exchange = ExchangeType::CreateChildSa;
+                    p
+                }
+                None => return self.start_next_request(ctx, est),
+            },
             Request::Liveness => Vec::new(),
             Request::DeleteIke => vec![Payload::Delete(DeletePayload {
                 protocol: PROTO_IKE,
@@ -2749,16 +2867,16 @@ impl IkeSa {
             })],
         };
         let id = self.next_request_id;
-        let h = header(
-            self.spi_i,
-            self.spi_r,
-            ExchangeType::Informational,
-            self.role,
-            false,
-            id,
-        );
+        let h = header(self.spi_i, self.spi_r, exchange, self.role, false, id);
         if let Some(m) = self.seal_logged(ctx, &mut est.keyed, &h, &payloads) {
             self.start_request(ctx, id, InFlightKind::After(req), m);
+            // Dead peer detection's own schedule: every interval, `retries`
+            // times, rather than the back-off.
+            if let (Request::Liveness, Some(dpd), Some(f)) = (req, est.dpd, self.in_flight.as_mut())
+            {
+                f.fixed = Some((dpd.interval, dpd.retries.max(1)));
+                f.next_at = ctx.now + dpd.interval;
+            }
         }
     }
 
@@ -2816,6 +2934,10 @@ impl IkeSa {
             .split_once(' ')
             .map_or(state_description, |(word, _)| word);
         let algorithms = keyed.map(|k| k.algs);
+        let ike_times = match &self.state {
+            State::Established(s) | State::Deleting(s) => Some(s.times),
+            _ => None,
+        };
         Some(SessionInfo {
             id: self.id,
             tunnel: t.id,
@@ -2834,6 +2956,8 @@ impl IkeSa {
             remote_auth: t.remote_auth.name(),
             lifetime: t.ike_lifetime,
             established_at: self.established_at,
+            rekey_at: ike_times.map(|x| x.rekey_at),
+            expire_at: ike_times.map(|x| x.expire_at),
             spi_i: self.spi_i,
             spi_r: self.spi_r,
             local_identity: t.local_identity.clone(),
@@ -2849,6 +2973,11 @@ impl IkeSa {
                     local_ts: c.local_ts.clone(),
                     remote_ts: c.remote_ts.clone(),
                     udp_encap: c.udp_encap,
+                    created: c.times.created,
+                    rekey_at: (!c.rekeying && c.rekeyed_by_peer.is_none())
+                        .then_some(c.times.rekey_at),
+                    expire_at: c.times.expire_at,
+                    outbound_pending: c.outbound_pending,
                 })
                 .collect(),
         })

@@ -356,6 +356,60 @@ fn an_identity_the_certificate_does_not_name_is_refused_with_authentication_fail
     );
 }
 
+/// A certificate from intermediate.key with basicConstraints CA:FALSE,
+/// issued by [`test_ca`], that nonetheless signs an end entity.
+fn ca_false_intermediate() -> &'static Ca {
+    static CA: OnceLock<Ca> = OnceLock::new();
+    CA.get_or_init(|| {
+        let mut params = ca_params("ike leaf posing as a CA");
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        let der = params
+            .signed_by(rcgen_key("intermediate.key"), &test_ca().issuer)
+            .unwrap()
+            .der()
+            .to_vec();
+        Ca {
+            der,
+            issuer: Issuer::new(params, rcgen_key("intermediate.key")),
+        }
+    })
+}
+
+#[test]
+fn a_chain_through_a_ca_false_intermediate_is_refused_with_authentication_failed() {
+    let (mut a, b) = rsa_pair();
+    // RFC 5280 6.1.4 (k): the end entity is signed by a certificate that is
+    // not a CA; its signature and dates are otherwise good.
+    let fake = ca_false_intermediate();
+    a.local_auth = signing(&[&end_entity("10.99.0.1", fake), &fake.der]);
+    let sim = run(a, b, opts(), opts());
+    assert_b_refuses(
+        sim,
+        "CA:false certificate `CN=ike leaf posing as a CA,O=xrsec ike test` used as an issuer",
+    );
+}
+
+#[test]
+fn an_auth_signed_with_another_key_than_the_certificates_is_refused() {
+    let (mut a, b) = rsa_pair();
+    // A sends a good chain for peer-pkcs8.key but signs its AUTH payload
+    // with intermediate.key: the signature, not the chain, is wrong, as if
+    // it had been tampered with (an altered byte in transit would fail the
+    // SK payload's ICV first and be dropped without a word, RFC 7296 2.21.2).
+    let wrong_key =
+        xrsec_pki::parse_private_key("intermediate.key", &data("intermediate.key")).unwrap();
+    a.local_auth = LocalAuth::Certificate {
+        key: Arc::new(wrong_key),
+        chain: vec![Certificate::from_der(&end_entity("10.99.0.1", test_ca())).unwrap()],
+    };
+    let sim = run(a, b, opts(), opts());
+    assert_b_refuses(
+        sim,
+        "its AUTH signature does not verify: signature does not verify",
+    );
+}
+
 #[test]
 fn without_a_wall_clock_time_every_certificate_is_refused() {
     let (a, b) = rsa_pair();

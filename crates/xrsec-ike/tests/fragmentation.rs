@@ -641,7 +641,26 @@ fn an_unanswered_ike_auth_sent_whole_for_want_of_fragmentation_says_so() {
     assert!(
         text.contains("no response to IKE_AUTH after 6 transmissions")
             && text.contains("more than the fragment size 200")
-            && text.contains("the peer does not support IKE fragmentation (RFC 7383)"),
+            && text.contains("the peer does not support IKE fragmentation (RFC 7383)")
+            && text.contains("enable IKE fragmentation on the peer (`ikev2 fragmentation`"),
+        "{text}"
+    );
+
+    // Off at the initiator instead: the cause and the fix are on this end.
+    let mut sim = pair_with(
+        EndpointOptions {
+            fragment_size: SMALL,
+            ..without_fragmentation()
+        },
+        sized(SMALL),
+        12,
+    );
+    drop_above(&mut sim, SMALL);
+    sim.handshake();
+    let text = sim.a.failures().join("\n");
+    assert!(
+        text.contains("is disabled on this end")
+            && text.contains("remove `no ikev2 fragmentation` from this router's configuration"),
         "{text}"
     );
 
@@ -651,6 +670,25 @@ fn an_unanswered_ike_auth_sent_whole_for_want_of_fragmentation_says_so() {
     sim.handshake();
     assert_eq!(sim.a.ike_up().len(), 1);
     assert_same_keys(&sim);
+}
+
+#[test]
+fn fragmentation_turned_on_at_run_time_is_offered_by_the_next_ike_sa() {
+    let mut sim = pair_with(without_fragmentation(), sized(SMALL), 14);
+    sim.a.ep.set_fragmentation(true, SMALL);
+    assert!(sim.a.ep.options().fragmentation);
+    assert_eq!(sim.a.ep.options().fragment_size, SMALL);
+    drop_above(&mut sim, SMALL);
+    sim.handshake();
+    assert!(offers_fragmentation(&sim.a.sent[0].2));
+    assert_eq!(sim.a.ike_up().len(), 1, "{:?}", sim.a.failures());
+    assert!(!fragments(&sim.a.sent).is_empty());
+
+    // And turned off: the next IKE SA's IKE_SA_INIT no longer offers it.
+    let mut sim = pair_with(sized(SMALL), sized(SMALL), 15);
+    sim.a.ep.set_fragmentation(false, SMALL);
+    sim.handshake();
+    assert!(!offers_fragmentation(&sim.a.sent[0].2));
 }
 
 #[test]

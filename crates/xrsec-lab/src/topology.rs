@@ -509,6 +509,30 @@ impl Topology {
             .map(drop)
     }
 
+    /// Makes `node` drop every IP fragment it receives, before reassembly,
+    /// as a firewall that refuses fragments does (the reason for RFC 7383):
+    /// a UDP datagram larger than the path MTU then never arrives, while
+    /// anything that fits, IKE's own fragments included, passes. Counted
+    /// for [`Topology::ip_fragments_dropped`].
+    pub fn drop_ip_fragments(&self, node: Node) -> Result<()> {
+        let path = self.dir.path().join(format!("frag-{}.nft", node.role()));
+        fs::write(&path, fragment_drop_ruleset())
+            .map_err(|e| LabError::new(format!("cannot write {}: {e}", path.display())))?;
+        self.run(node, &["nft", "-f", &path.to_string_lossy()])
+            .map(drop)
+    }
+
+    /// How many IP fragments `node` dropped since
+    /// [`Topology::drop_ip_fragments`].
+    pub fn ip_fragments_dropped(&self, node: Node) -> Result<u64> {
+        let out = self.run(node, &["nft", "list", "table", "ip", FRAG_TABLE])?;
+        parse_counter_packets(&out).ok_or_else(|| {
+            LabError::new(format!(
+                "no counter in `nft list table ip {FRAG_TABLE}`:\n{out}"
+            ))
+        })
+    }
+
     /// Changes the router's packet loss (0 removes it). Errors without a router.
     pub fn set_loss(&mut self, percent: u8) -> Result<()> {
         let mut r = self
@@ -858,6 +882,32 @@ fn addr(ns: &str, ifname: &str, addr: Ipv4Addr, plen: u8) -> Result<()> {
     ])
 }
 
+/// The table of [`Topology::drop_ip_fragments`].
+const FRAG_TABLE: &str = "xrsec_lab_frag";
+
+/// Drops IP fragments (More Fragments set or a non-zero offset) at
+/// prerouting with a priority before defragmentation (-400), so that the
+/// fragments are seen one by one whether or not conntrack is loaded.
+fn fragment_drop_ruleset() -> String {
+    format!(
+        "table ip {FRAG_TABLE}\n\
+         delete table ip {FRAG_TABLE}\n\
+         table ip {FRAG_TABLE} {{\n\
+         \tchain prerouting {{\n\
+         \t\ttype filter hook prerouting priority -450; policy accept;\n\
+         \t\tip frag-off & 0x3fff != 0 counter drop\n\
+         \t}}\n\
+         }}\n"
+    )
+}
+
+/// The packet count of the first `counter packets N bytes M` in nft's
+/// listing.
+fn parse_counter_packets(listing: &str) -> Option<u64> {
+    let (_, rest) = listing.split_once("counter packets ")?;
+    rest.split_whitespace().next()?.parse().ok()
+}
+
 /// The router's nftables table, replaced as a whole (declare, delete,
 /// define: one atomic transaction whether or not it existed).
 fn router_ruleset(r: &RouterConfig) -> String {
@@ -894,6 +944,14 @@ fn router_ruleset(r: &RouterConfig) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_fragment_counter_is_read_from_nfts_listing() {
+        let listing = "table ip xrsec_lab_frag {\n\tchain prerouting {\n\t\ttype filter hook prerouting priority -450; policy accept;\n\t\tip frag-off & 0x3fff != 0 counter packets 12 bytes 15360 drop\n\t}\n}\n";
+        assert_eq!(parse_counter_packets(listing), Some(12));
+        assert_eq!(parse_counter_packets("table ip t {\n}\n"), None);
+        assert!(fragment_drop_ruleset().contains("priority -450"));
+    }
 
     #[test]
     fn parses_ping_summary_with_loss() {

@@ -45,5 +45,8 @@ pub use chain::{verify_chain, TrustAnchor, VerifiedPeer, MAX_CHAIN_DEPTH};
 pub use error::{CertError, LoadError, SignatureError};
 pub use hash::HashAlgorithm;
 pub use key::{KeyAlgorithm, PrivateKey, PublicKey, MAX_RSA_BITS, MIN_RSA_BITS};
-pub use load::{load_certificates, load_private_key, parse_certificates, parse_private_key};
+pub use load::{
+    load_certificates, load_private_key, parse_certificates, parse_private_key,
+    read_private_key_file,
+};
 pub use scheme::{algorithm_identifier, SignatureScheme};

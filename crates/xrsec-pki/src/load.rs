@@ -222,6 +222,15 @@ pub fn load_certificates(path: &Path) -> Result<Vec<Certificate>, LoadError> {
 /// neither group nor others have any access to it: a key readable by other
 /// users is refused with the `chmod` that fixes it.
 pub fn load_private_key(path: &Path) -> Result<PrivateKey, LoadError> {
+    let data = read_private_key_file(path)?;
+    parse_private_key(&path.display().to_string(), &data)
+}
+
+/// The bytes of a private key file, read and checked as
+/// [`load_private_key`] reads it, for a caller that needs them besides the
+/// key (to tell a rewritten file from the one in use). The buffer is wiped
+/// when dropped.
+pub fn read_private_key_file(path: &Path) -> Result<Zeroizing<Vec<u8>>, LoadError> {
     let io = |source| LoadError::Io {
         path: path.to_path_buf(),
         source,
@@ -243,7 +252,7 @@ pub fn load_private_key(path: &Path) -> Result<PrivateKey, LoadError> {
         .saturating_add(1);
     let mut data = Zeroizing::new(Vec::with_capacity(capacity));
     file.read_to_end(&mut data).map_err(io)?;
-    parse_private_key(&path.display().to_string(), &data)
+    Ok(data)
 }
 
 #[cfg(test)]

@@ -85,8 +85,14 @@ pub(crate) async fn run(args: Args, config: Config) -> Result<(), String> {
         OsRng,
         EndpointOptions {
             force_udp_encap: args.force_udp_encap,
+            fragmentation: config.ikev2_fragmentation.enabled(),
+            fragment_size: config.ikev2_fragmentation.mtu(),
             ..EndpointOptions::default()
         },
+    );
+    info!(
+        "{}",
+        tunnels::fragmentation_text(&config.ikev2_fragmentation)
     );
 
     let keys = match &args.save_keys {
@@ -401,56 +407,64 @@ impl Daemon {
                 self.initiate(now, i);
             }
         }
-        // Child SA lifetimes: rekeying is not implemented yet, so an SA at
-        // the end of its life is replaced by a new negotiation rather than
-        // used a second longer.
-        let mut expired = Vec::new();
-        for t in &self.tunnels {
-            for c in &t.children {
-                if now.duration_since(c.installed_at) >= c.lifetime {
-                    expired.push((t.name.clone(), c.ike_sa));
-                }
-            }
-        }
-        for (name, ike_sa) in expired {
-            if !self.deleting.contains(&ike_sa) {
-                info!(
-                    "{name}: Child SA lifetime reached: deleting IKE SA {} and negotiating anew",
-                    ike_sa.0
-                );
-                self.deleting.push(ike_sa);
-                self.endpoint.delete_ike_sa(now, ike_sa);
+        // Lifetimes and rekeys run in the endpoint. Dead peer detection
+        // counts ESP from the peer as a sign of life: no liveness check
+        // while traffic comes in.
+        self.note_inbound_traffic(now);
+    }
+
+    /// Tells the endpoint which tunnels received ESP since the last look.
+    fn note_inbound_traffic(&mut self, now: Instant) {
+        let counters: Vec<xrsec_esp::SaCounters> = self
+            .dataplanes
+            .values()
+            .flat_map(|dp| dp.counters())
+            .collect();
+        for t in &mut self.tunnels {
+            let Some(ike) = t.ike.as_ref().map(|c| c.id) else {
+                continue;
+            };
+            let received: u64 = counters
+                .iter()
+                .filter(|k| {
+                    k.direction == xrsec_esp::Direction::Inbound
+                        && t.children.iter().any(|c| c.spi_in == k.spi)
+                })
+                .map(|k| k.counts.packets)
+                .sum();
+            if received != t.inbound_packets_seen {
+                t.inbound_packets_seen = received;
+                self.endpoint.traffic_received(now, ike);
             }
         }
     }
 
     fn handle_dataplane_event(&mut self, now: Instant, ev: DataplaneEvent) {
-        let spi = match ev {
-            DataplaneEvent::SoftLifetime { spi, direction } => {
-                debug!("SA 0x{spi:08x} ({direction:?}): soft volume lifetime reached");
-                return;
-            }
-            DataplaneEvent::SequenceNearlyExhausted { spi } => {
-                debug!("SA 0x{spi:08x}: sequence numbers nearly exhausted");
-                return;
-            }
+        let (spi, hard) = match ev {
+            DataplaneEvent::SoftLifetime { spi, .. }
+            | DataplaneEvent::SequenceNearlyExhausted { spi } => (spi, false),
             DataplaneEvent::HardLifetime { spi, .. }
-            | DataplaneEvent::SequenceExhausted { spi } => spi,
+            | DataplaneEvent::SequenceExhausted { spi } => (spi, true),
             #[allow(unreachable_patterns)]
             _ => return,
         };
+        // The dataplane names either half; the endpoint knows Child SAs by
+        // their inbound SPI.
         let owner = self.tunnels.iter().find_map(|t| {
             t.children
                 .iter()
                 .find(|c| c.spi_in == spi || c.spi_out == spi)
-                .map(|c| (t.name.clone(), c.ike_sa))
+                .map(|c| (t.name.clone(), c.spi_in))
         });
-        if let Some((name, ike_sa)) = owner {
-            if !self.deleting.contains(&ike_sa) {
-                info!("{name}: SA 0x{spi:08x} reached its hard lifetime: deleting IKE SA {} and negotiating anew", ike_sa.0);
-                self.deleting.push(ike_sa);
-                self.endpoint.delete_ike_sa(now, ike_sa);
-            }
+        let Some((name, spi_in)) = owner else {
+            return;
+        };
+        if hard {
+            info!("{name}: SA 0x{spi:08x} reached its hard volume lifetime (or sequence number limit): ending it");
+            self.endpoint.expire_child_sa(now, spi_in);
+        } else {
+            info!("{name}: SA 0x{spi:08x} reached its soft volume lifetime (or sequence number limit): rekeying");
+            self.endpoint.rekey_child_sa(now, spi_in);
         }
     }
 
@@ -530,6 +544,9 @@ impl Daemon {
                 );
             }
             Event::ChildSaUp(child) => self.child_up(now, child),
+            Event::ChildSaOutbound { tunnel, spi_in, .. } => {
+                self.child_outbound(now, tunnel, spi_in)
+            }
             Event::ChildSaDown {
                 id,
                 tunnel,
@@ -699,7 +716,14 @@ impl Daemon {
             lifetime: volume_lifetime(child.lifetime_kilobytes),
             encap,
         };
-        if let Err(e) = dp.install_sa(esp, spec) {
+        // A rekey the peer started: only the inbound half now, the
+        // outbound one when the peer deletes the SA it replaces.
+        let (installed, pending) = if child.outbound {
+            (dp.install_sa(esp, spec), None)
+        } else {
+            (dp.install_inbound_sa(esp, &spec), Some(spec))
+        };
+        if let Err(e) = installed {
             error!("{name}: cannot install the Child SA: {e}");
             self.endpoint.delete_ike_sa(now, child.ike_sa);
             return;
@@ -707,6 +731,15 @@ impl Daemon {
         let sa_id = self.next_sa_id;
         self.next_sa_id = self.next_sa_id.wrapping_add(1).max(1);
         let t = &mut self.tunnels[i];
+        let replaced = if child.outbound {
+            let before = t.current().map(|c| (c.spi_in, c.spi_out));
+            for c in &mut t.children {
+                c.outbound = false;
+            }
+            before
+        } else {
+            None
+        };
         t.children.push(Installed {
             sa_id,
             ike_sa: child.ike_sa,
@@ -718,6 +751,8 @@ impl Daemon {
             udp_encap: child.udp_encap,
             local: child.local,
             remote: child.remote,
+            outbound: child.outbound,
+            pending,
         });
         t.failures = 0;
         t.last_error = None;
@@ -733,6 +768,52 @@ impl Daemon {
                 "native ESP".to_string()
             }
         );
+        if let (Some(old_in), Some((_, old_out))) = (child.rekey_of, replaced) {
+            info!(
+                "{name}: Child SA rekeyed: SPI in 0x{old_in:08x} -> 0x{:08x}, out 0x{old_out:08x} -> 0x{:08x}",
+                child.spi_in, child.spi_out
+            );
+        }
+    }
+
+    /// The peer's rekey is complete (it deleted the SA it replaced): the
+    /// tunnel sends with the new SA from now on.
+    fn child_outbound(&mut self, now: Instant, tunnel: TunnelId, spi_in: u32) {
+        let Some(i) = self.tunnel_index(tunnel) else {
+            return;
+        };
+        let (esp, local) = (self.tunnels[i].esp, self.tunnels[i].local);
+        let Some(dp) = local.and_then(|l| self.dataplanes.get(&l)) else {
+            return;
+        };
+        let t = &mut self.tunnels[i];
+        let name = t.name.clone();
+        let before = t.current().map(|c| (c.spi_in, c.spi_out));
+        let Some(pos) = t.children.iter().position(|c| c.spi_in == spi_in) else {
+            return;
+        };
+        let Some(spec) = t.children[pos].pending.take() else {
+            return;
+        };
+        let Some(esp) = esp else {
+            return;
+        };
+        if let Err(e) = dp.install_outbound_sa(esp, &spec) {
+            error!("{name}: cannot switch to the rekeyed Child SA: {e}");
+            let ike_sa = t.children[pos].ike_sa;
+            self.endpoint.delete_ike_sa(now, ike_sa);
+            return;
+        }
+        for c in &mut t.children {
+            c.outbound = c.spi_in == spi_in;
+        }
+        let spi_out = t.children[pos].spi_out;
+        match before {
+            Some((old_in, old_out)) if old_in != spi_in => info!(
+                "{name}: Child SA rekeyed: SPI in 0x{old_in:08x} -> 0x{spi_in:08x}, out 0x{old_out:08x} -> 0x{spi_out:08x}"
+            ),
+            _ => info!("{name}: Child SA 0x{spi_in:08x} now sends (out 0x{spi_out:08x})"),
+        }
     }
 
     fn child_down(
@@ -756,7 +837,7 @@ impl Daemon {
         else {
             return;
         };
-        let was_current = pos + 1 == self.tunnels[i].children.len();
+        let was_current = self.tunnels[i].children[pos].outbound;
         self.tunnels[i].children.remove(pos);
         if let Some(dp) = local.and_then(|l| self.dataplanes.get(&l)) {
             dp.delete_inbound_sa(spi_in);
@@ -944,6 +1025,15 @@ impl Daemon {
                 error!("reload: {e}; keeping the running configuration");
                 return;
             }
+        }
+        let frag = config.ikev2_fragmentation;
+        let opts = self.endpoint.options();
+        if (opts.fragmentation, opts.fragment_size) != (frag.enabled(), frag.mtu()) {
+            info!(
+                "{} from now on; IKE SAs up keep what they negotiated",
+                tunnels::fragmentation_text(&frag)
+            );
+            self.endpoint.set_fragmentation(frag.enabled(), frag.mtu());
         }
         let mut old: Vec<Tunnel> = std::mem::take(&mut self.tunnels);
         let (mut kept, mut changed, mut added, mut removed) = (0, 0, 0, 0);

@@ -2,7 +2,7 @@
 //! from the endpoint's sessions, the tunnels and the dataplane counters.
 
 use std::collections::BTreeMap;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use xrsec_control::{
     ChildSaStatus, DaemonInfo, IkeSa, IkeSession, IpsecSa, SaHalf, Status, TunnelState,
@@ -30,7 +30,13 @@ pub(crate) fn build(d: &Daemon, now: Instant) -> Status {
             .iter()
             .filter(|s| t.ike.as_ref().is_some_and(|c| c.id == s.tunnel))
             .collect();
-        let ipsec = t.current().map(|c| ipsec_sa(t, c, &counters, now));
+        let ipsec = t.current().map(|c| {
+            let child = sessions_info
+                .iter()
+                .flat_map(|s| s.children.iter())
+                .find(|x| x.spi_in == c.spi_in);
+            ipsec_sa(t, c, child, &counters, now)
+        });
         let state = if t.admin_down {
             TunnelState::AdminDown
         } else if ipsec.is_some() {
@@ -161,12 +167,23 @@ fn ike_sa(s: &SessionInfo, now: Instant) -> IkeSa {
 fn ipsec_sa(
     t: &Tunnel,
     c: &Installed,
+    child: Option<&xrsec_ike::ChildInfo>,
     counters: &[xrsec_esp::SaCounters],
     now: Instant,
 ) -> IpsecSa {
-    let left = c
-        .lifetime
-        .saturating_sub(now.saturating_duration_since(c.installed_at));
+    // The negotiator's timers: the rekey starts at the soft lifetime (with
+    // its jitter), the SA is gone at the hard one. A rekey under way shows
+    // 0 s to go.
+    let left = match child {
+        Some(x) => x.expire_at.saturating_duration_since(now),
+        None => c
+            .lifetime
+            .saturating_sub(now.saturating_duration_since(c.installed_at)),
+    };
+    let rekey_in = child.map_or(left, |x| {
+        x.rekey_at
+            .map_or(Duration::ZERO, |r| r.saturating_duration_since(now))
+    });
     let half = |spi: u32, dir: Direction| {
         let snap = counters
             .iter()
@@ -186,7 +203,7 @@ fn ipsec_sa(
             protocol: "ESP".into(),
             encrypt_algorithm: names::esp_encrypt(c.suite.encr()),
             auth_algorithm: names::esp_auth(c.suite.integ()).into(),
-            rekey_after_secs: left.as_secs(),
+            rekey_after_secs: rekey_in.as_secs(),
             expires_after_secs: left.as_secs(),
             packets: snap.as_ref().map_or(0, |s| s.packets),
             bytes: snap.as_ref().map_or(0, |s| s.bytes),

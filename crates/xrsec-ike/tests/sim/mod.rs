@@ -145,7 +145,12 @@ pub struct Sim {
     /// Sees (and may change) each datagram entering the network; `false`
     /// drops it.
     pub mutate: Option<Mutator>,
+    /// Sees both peers after every datagram delivered and every timer run
+    /// (their events included), e.g. to check an invariant at each step.
+    pub observer: Option<Observer>,
 }
+
+pub type Observer = Box<dyn FnMut(Instant, &Peer, &Peer)>;
 
 pub fn opts() -> EndpointOptions {
     EndpointOptions::default()
@@ -187,6 +192,7 @@ impl Sim {
             nat_mappings: HashMap::new(),
             nat_dropped: Vec::new(),
             mutate: None,
+            observer: None,
         }
     }
 
@@ -277,6 +283,9 @@ impl Sim {
         let end = self.now + limit;
         for _ in 0..1_000_000 {
             self.collect();
+            if let Some(o) = &mut self.observer {
+                o(self.now, &self.a, &self.b);
+            }
             let next_packet = self.queue.iter().map(|p| (p.deliver_at, p.seq)).min();
             let next_timer = [self.a.ep.poll_timeout(), self.b.ep.poll_timeout()]
                 .into_iter()
