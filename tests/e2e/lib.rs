@@ -679,6 +679,22 @@ pub fn ping_problem(
     None
 }
 
+/// Now, as the daemons' log lines print it (UTC; charon prints local time,
+/// which is UTC on the lab machines).
+pub fn wall_clock() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = now.as_secs() % 86_400;
+    format!(
+        "{:02}:{:02}:{:02}.{:03} UTC",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60,
+        now.subsec_millis()
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,12 +13,13 @@
 //! drop, and the pings sharing them would be lost to congestion rather than
 //! to a key change. Paced, a zero-byte report interval can only be a stall.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use xrsec_control::{Status, TunnelState};
 use xrsec_e2e::{
     child_rekeys, ike_rekeys, info_lines, logged_lines, ping_problem, show_both, tail,
-    wait_converged, wait_one_sa_pair_each, PairConfig, BRING_UP, INNER_A, INNER_B, PING_INTERVAL,
+    wait_converged, wait_one_sa_pair_each, wall_clock, PairConfig, BRING_UP, INNER_A, INNER_B,
+    PING_INTERVAL,
 };
 use xrsec_lab::{
     IperfInterval, IperfOptions, Node, Signal, Topology, XrLifetimes, XrSuite, Xrsecd,
@@ -280,6 +281,7 @@ fn lifecycle_lines(side: &str, log: &str) -> String {
         .filter(|l| {
             !l.contains(" DEBUG ")
                 && !l.contains(" TRACE ")
+                && !l.contains(" config: ")
                 && [
                     "rekey",
                     " up ",
@@ -301,21 +303,6 @@ fn lifecycle_lines(side: &str, log: &str) -> String {
         ike_rekeys(log).len(),
         if total > 80 { " (last 80)" } else { "" },
         shown.join("\n")
-    )
-}
-
-/// Now, as the daemons' log lines print it (UTC).
-fn wall_clock() -> String {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    let secs = now.as_secs() % 86_400;
-    format!(
-        "{:02}:{:02}:{:02}.{:03} UTC",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60,
-        now.subsec_millis()
     )
 }
 

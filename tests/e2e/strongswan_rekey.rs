@@ -18,7 +18,9 @@ use std::time::{Duration, Instant};
 use xrsec_e2e::swan_common::{
     first_attempt_refused, one_xrsecd_sa, Initiator, Setup, SwanLab, SWAN_INNER, XR_INNER,
 };
-use xrsec_e2e::{child_rekeys, ike_rekeys, info_lines, ping_problem, tail, PING_INTERVAL};
+use xrsec_e2e::{
+    child_rekeys, ike_rekeys, info_lines, ping_problem, tail, wall_clock, PING_INTERVAL,
+};
 use xrsec_lab::{router_config_with, SwanLifetimes, SwanSa, TopologyConfig, XrLifetimes, XrSuite};
 
 /// Every wait of a case (bring-up, the final settling).
@@ -104,6 +106,7 @@ fn rekeys(case: &Case) {
 
     let lab = start(case);
     lab.wait_for("one SA on each end", || settled(&lab));
+    let started = wall_clock();
     let pings = lab
         .topo
         .start_ping(
@@ -185,7 +188,7 @@ fn rekeys(case: &Case) {
     }
     assert!(
         problems.is_empty(),
-        "{} problem(s) with xrsecd's {:?} and charon's {:?}, {TRAFFIC_SECS} s of 100 pings/s:\n- {}\n\ncharon listed IKE SPIs {ike_spis:x?}\n--- xrsecd's SA lifecycle ---\n{}\n--- xrsecd (tail) ---\n{}\n--- charon's CREATE_CHILD_SA and SA lines ---\n{}",
+        "{} problem(s) with xrsecd's {:?} and charon's {:?}, {TRAFFIC_SECS} s of 100 pings/s from {started}:\n- {}\n\ncharon listed IKE SPIs {ike_spis:x?}\n--- xrsecd's SA lifecycle ---\n{}\n--- xrsecd (tail) ---\n{}\n--- charon's CREATE_CHILD_SA and SA lines ---\n{}",
         problems.len(),
         case.xr,
         case.swan,
