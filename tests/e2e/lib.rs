@@ -13,7 +13,9 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use xrsec_control::Status;
-use xrsec_lab::{router_config, Node, Topology, TopologyConfig, XrSuite, Xrsecd};
+use xrsec_lab::{
+    router_config, router_config_with, Node, Topology, TopologyConfig, XrLifetimes, XrSuite, Xrsecd,
+};
 
 pub mod swan_common;
 
@@ -146,6 +148,18 @@ impl PairConfig {
         PairConfig {
             config_a: router_config(a, b, INNER_A, suite_a),
             config_b: router_config(b, a, INNER_B, suite_b),
+            topo,
+        }
+    }
+
+    /// Both routers on `suite` with these lifetimes and DPD across a direct
+    /// link.
+    pub fn direct_with(suite: &XrSuite, lifetimes: &XrLifetimes) -> PairConfig {
+        let topo = Topology::new(TopologyConfig::direct()).unwrap();
+        let (a, b) = (topo.address(Node::A), topo.address(Node::B));
+        PairConfig {
+            config_a: router_config_with(a, b, INNER_A, suite, lifetimes),
+            config_b: router_config_with(b, a, INNER_B, suite, lifetimes),
             topo,
         }
     }
@@ -437,4 +451,277 @@ pub fn with_certificates(config: &str, dir: &Path, name: &str) -> String {
     ) + &format!(
         "crypto ca trustpoint TP\n ca-certificate {d}/ca.crt\n certificate {d}/{name}.crt\n private-key {d}/{name}.key\n!\n"
     )
+}
+
+/// The last `n` lines of `text`, for a failure message.
+pub fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// The lines of a daemon log at level INFO that contain `text` (a debug
+/// trace of the same event is not counted again).
+pub fn info_lines<'a>(log: &'a str, text: &str) -> Vec<&'a str> {
+    log.lines()
+        .filter(|l| l.contains(" INFO ") && l.contains(text))
+        .collect()
+}
+
+/// The lines of a daemon log at level INFO, WARN or ERROR that contain
+/// `text`: what it tells an operator, not its debug trace.
+pub fn logged_lines<'a>(log: &'a str, text: &str) -> Vec<&'a str> {
+    log.lines()
+        .filter(|l| {
+            [" INFO ", " WARN ", " ERROR "]
+                .iter()
+                .any(|level| l.contains(level))
+                && l.contains(text)
+        })
+        .collect()
+}
+
+/// The completed Child SA rekeys a daemon logged (`tunnel-ip1: Child SA
+/// rekeyed: SPI in 0x... -> 0x..., out ...`), one line per rekey; not the
+/// retired SA's `down: rekeyed (...)`.
+pub fn child_rekeys(log: &str) -> Vec<&str> {
+    info_lines(log, "Child SA rekeyed")
+}
+
+/// The completed IKE SA rekeys a daemon logged (`tunnel-ip1: IKE SA 3
+/// rekeyed: now IKE SA 5`, or `IKE SA rekeyed`), one line per rekey. Not
+/// the SAs a rekey retires (`Child SA 0x.../0x... (IKE SA 6) down: rekeyed
+/// (...)`) nor a collision's loser (`redundant: both peers rekeyed ...`).
+pub fn ike_rekeys(log: &str) -> Vec<&str> {
+    info_lines(log, "rekeyed")
+        .into_iter()
+        .filter(|l| {
+            l.match_indices("IKE SA ").any(|(at, m)| {
+                l[at + m.len()..]
+                    .trim_start_matches(|c: char| c.is_ascii_digit())
+                    .trim_start()
+                    .starts_with("rekeyed")
+            })
+        })
+        .collect()
+}
+
+/// The CREATE_CHILD_SA requests rekeying a Child SA (`N(REKEY_SA)`) in a
+/// daemon's debug trace of IKE messages (`sent CREATE_CHILD_SA request 2 [
+/// N(REKEY_SA) SA No KE TSi TSr ]`, or `received`), with their payloads.
+pub fn child_rekey_requests(log: &str) -> Vec<&str> {
+    log.lines()
+        .filter(|l| l.contains("CREATE_CHILD_SA request") && l.contains("N(REKEY_SA)"))
+        .collect()
+}
+
+/// Each side's state once a rekey or a restart has settled: one session for
+/// tunnel-ip1, UP-ACTIVE, holding one READY IKE SA with one Child SA; the
+/// tunnel up on that Child SA's pair of SPIs; and each side's inbound SPIs
+/// (IKE and ESP) the other's outbound.
+pub fn one_sa_pair_each(a: &Status, b: &Status) -> Result<(), String> {
+    let one = |side: &str, s: &Status| -> Result<(u64, u64, u32, u32), String> {
+        let sessions: Vec<_> = s
+            .sessions
+            .iter()
+            .filter(|x| x.tunnel == "tunnel-ip1")
+            .collect();
+        let [session] = sessions.as_slice() else {
+            return Err(format!(
+                "{side}: {} sessions for tunnel-ip1",
+                sessions.len()
+            ));
+        };
+        let [ike] = session.ike_sas.as_slice() else {
+            let ids: Vec<_> = session
+                .ike_sas
+                .iter()
+                .map(|i| format!("IKE SA {} {}", i.id, i.state))
+                .collect();
+            return Err(format!("{side}: {} IKE SAs: {ids:?}", ids.len()));
+        };
+        if session.status != "UP-ACTIVE" || ike.state != "READY" {
+            return Err(format!(
+                "{side}: session {}, IKE SA {} {}",
+                session.status, ike.id, ike.state
+            ));
+        }
+        let [child] = ike.children.as_slice() else {
+            let spis: Vec<_> = ike
+                .children
+                .iter()
+                .map(|c| format!("in 0x{:08x} out 0x{:08x}", c.spi_in, c.spi_out))
+                .collect();
+            return Err(format!("{side}: {} Child SAs: {spis:?}", spis.len()));
+        };
+        let tunnel = s
+            .tunnel("tunnel-ip1")
+            .ok_or_else(|| format!("{side}: no tunnel-ip1"))?;
+        let Some(ipsec) = tunnel.ipsec.as_ref() else {
+            return Err(format!(
+                "{side}: tunnel-ip1 {:?} without an SA",
+                tunnel.state
+            ));
+        };
+        if (ipsec.inbound.spi, ipsec.outbound.spi) != (child.spi_in, child.spi_out) {
+            return Err(format!(
+                "{side}: the tunnel runs on in 0x{:08x} out 0x{:08x}, the Child SA is in 0x{:08x} out 0x{:08x}",
+                ipsec.inbound.spi, ipsec.outbound.spi, child.spi_in, child.spi_out
+            ));
+        }
+        Ok((ike.local_spi, ike.remote_spi, child.spi_in, child.spi_out))
+    };
+    let (ike_la, ike_ra, in_a, out_a) = one("A", a)?;
+    let (ike_lb, ike_rb, in_b, out_b) = one("B", b)?;
+    if (ike_la, ike_ra) != (ike_rb, ike_lb) {
+        return Err(format!(
+            "IKE SPIs not mirrored: A local {ike_la:016X} remote {ike_ra:016X}, B local {ike_lb:016X} remote {ike_rb:016X}"
+        ));
+    }
+    if (in_a, out_a) != (out_b, in_b) {
+        return Err(format!(
+            "ESP SPIs not mirrored: A in 0x{in_a:08x} out 0x{out_a:08x}, B in 0x{in_b:08x} out 0x{out_b:08x}"
+        ));
+    }
+    Ok(())
+}
+
+/// Polls both daemons (`xrsec --json show ikev2 session detail`, as a
+/// script would) until [`one_sa_pair_each`] holds; on timeout, the reason,
+/// both sides' `show ikev2 session detail` and `show ipsec sa`, and the
+/// logs' tails.
+pub fn wait_one_sa_pair_each(
+    a: &Xrsecd,
+    b: &Xrsecd,
+    timeout: Duration,
+) -> Result<(Status, Status), String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let args = ["show", "ikev2", "session", "detail"];
+        let (sa, sb) = match (a.xrsec_json_status(&args), b.xrsec_json_status(&args)) {
+            (Ok(sa), Ok(sb)) => (sa, sb),
+            (Err(e), _) | (_, Err(e)) => return Err(format!("xrsec --json show: {e}")),
+        };
+        let why = match one_sa_pair_each(&sa, &sb) {
+            Ok(()) => return Ok((sa, sb)),
+            Err(why) => why,
+        };
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "not one IKE SA and one Child SA pair on each side after {timeout:?}: {why}\n{}",
+                show_both(a, b)
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Both sides' `show ikev2 session detail` and `show ipsec sa`, and the last
+/// 40 lines of their logs.
+pub fn show_both(a: &Xrsecd, b: &Xrsecd) -> String {
+    let mut out = String::new();
+    for (side, d) in [("A", a), ("B", b)] {
+        for args in [
+            &["show", "ikev2", "session", "detail"][..],
+            &["show", "ipsec", "sa"],
+        ] {
+            let text = d.xrsec(args).unwrap_or_else(|e| e.to_string());
+            out += &format!("--- {side}: xrsec {} ---\n{text}\n", args.join(" "));
+        }
+        out += &format!("--- {side}: log (tail) ---\n{}\n", tail(&d.log(), 40));
+    }
+    out
+}
+
+/// The `ping -i` of a 100 packets/s stream. Not 10 ms: asked for exactly
+/// 0.010 s, Debian's iputils ping (20221126) sends about 63 a second; asked
+/// for 0.009 s, about 103 (measured on loopback, 3 s each).
+pub const PING_INTERVAL: Duration = Duration::from_millis(9);
+
+/// Fewer requests a second than this and a ping stream is not the 100
+/// packets/s asked for (ping falls behind on a loaded machine).
+pub const MIN_PING_RATE: u32 = 80;
+
+/// What is wrong with a ping stream of `secs` at `interval` that should have
+/// lost nothing: losses (named, with their send times), or too few requests
+/// sent. Prints the rate ping achieved.
+pub fn ping_problem(
+    report: &xrsec_lab::Result<xrsec_lab::PingReport>,
+    what: &str,
+    secs: u32,
+    interval: Duration,
+) -> Option<String> {
+    let p = match report {
+        Ok(p) => p,
+        Err(e) => return Some(format!("{what}: {e}")),
+    };
+    let rate = f64::from(p.summary.sent) / f64::from(secs);
+    eprintln!(
+        "{what}: {} sent in {secs} s ({rate:.0}/s, {:.0}/s asked), {} answered",
+        p.summary.sent,
+        1.0 / interval.as_secs_f64(),
+        p.summary.received
+    );
+    if !p.unanswered.is_empty() {
+        let average = Duration::from_secs(u64::from(secs)) / p.summary.sent.max(1);
+        return Some(format!(
+            "{what}: {} of {} requests unanswered ({rate:.0}/s; times after the first request, at that rate): {}",
+            p.unanswered.len(),
+            p.summary.sent,
+            p.describe_losses(average)
+        ));
+    }
+    if p.summary.sent < secs * MIN_PING_RATE {
+        return Some(format!(
+            "{what}: only {} requests in {secs} s ({rate:.0}/s, fewer than {MIN_PING_RATE}/s): the machine is too loaded to call this continuous",
+            p.summary.sent
+        ));
+    }
+    None
+}
+
+/// Now, as the daemons' log lines print it (UTC; charon prints local time,
+/// which is UTC on the lab machines).
+pub fn wall_clock() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = now.as_secs() % 86_400;
+    format!(
+        "{:02}:{:02}:{:02}.{:03} UTC",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60,
+        now.subsec_millis()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LOG: &str = "\
+2026-11-22T16:20:25.694030Z  INFO tunnel-ip1: Child SA rekeyed: SPI in 0x1234abcd -> 0x0000beef, out 0x1 -> 0x2
+2026-11-22T16:20:25.694031Z  INFO tunnel-ip1: Child SA 0x1234abcd/0x00000001 (IKE SA 6) down: rekeyed (replaced by SPI in 0x0000beef)
+2026-11-22T16:20:25.694032Z DEBUG IKE SA 6: Child SA rekeyed (trace)
+2026-11-22T16:20:25.694033Z  INFO tunnel-ip1: IKE SA 3 rekeyed: now IKE SA 5
+2026-11-22T16:20:25.694034Z  INFO tunnel-ip1: IKE SA rekeyed: 5 -> 7
+2026-11-22T16:20:25.694035Z  INFO tunnel-ip1: IKE SA 3 down: rekeyed
+2026-11-22T16:20:25.694036Z  INFO tunnel-ip1: Child SA 0x1/0x2 (IKE SA 7) down: redundant: both peers rekeyed the same SA at once
+2026-11-22T16:20:25.694037Z  WARN tunnel-ip1: IKE SA 7 down: dead peer: 3 liveness checks 2 s apart went unanswered (dpd)
+";
+
+    #[test]
+    fn counts_one_line_per_completed_rekey_and_not_the_retired_sas() {
+        assert_eq!(child_rekeys(LOG).len(), 1);
+        let ike = ike_rekeys(LOG);
+        assert_eq!(ike.len(), 2, "{ike:#?}");
+        assert!(ike[0].contains("IKE SA 3 rekeyed: now IKE SA 5"));
+        assert!(ike[1].contains("IKE SA rekeyed: 5 -> 7"));
+    }
+
+    #[test]
+    fn a_dead_peer_counts_at_info_or_warn() {
+        assert_eq!(logged_lines(LOG, "dead peer").len(), 1);
+        assert!(info_lines(LOG, "dead peer").is_empty());
+    }
 }

@@ -37,11 +37,13 @@ pub use strongswan::{
     CHARON_PLUGINS,
 };
 pub use topology::{
-    IperfOptions, IperfResult, Node, PingResult, RouterConfig, Topology, TopologyConfig,
-    HOST_UPLINK, ROUTER_A_SIDE, ROUTER_B_SIDE,
+    IperfInterval, IperfOptions, IperfReport, IperfResult, Node, PingReport, PingResult,
+    PingStream, RouterConfig, Topology, TopologyConfig, HOST_UPLINK, ROUTER_A_SIDE, ROUTER_B_SIDE,
 };
 pub use tshark::{Capture, EspEncr, EspInteg, EspSaKey, IkeEncr, IkeInteg, IkeSaKey, Tshark};
-pub use xrsecd::{find_binary, router_config, XrSuite, Xrsecd, LAB_PSK};
+pub use xrsecd::{
+    find_binary, router_config, router_config_with, XrLifetimes, XrSuite, Xrsecd, LAB_PSK,
+};
 
 use std::fmt;
 

@@ -180,6 +180,11 @@ pub struct IperfOptions {
     pub reverse: bool,
     /// TCP port of the server.
     pub port: u16,
+    /// Pace the sender at this many 10^6 bit/s (`-b`), or as fast as it goes.
+    pub bitrate_mbits: Option<u32>,
+    /// Report every this many milliseconds (`-i`; iperf3's default is 1 s),
+    /// read by [`Topology::iperf3_report`].
+    pub interval_ms: Option<u32>,
 }
 
 impl IperfOptions {
@@ -194,6 +199,8 @@ impl IperfOptions {
             streams: 1,
             reverse: false,
             port: 5201,
+            bitrate_mbits: None,
+            interval_ms: None,
         }
     }
 }
@@ -239,6 +246,177 @@ impl IperfResult {
             packets_per_sec_estimate: pps,
             retransmits: end["sum_sent"]["retransmits"].as_u64().unwrap_or(0),
         })
+    }
+}
+
+/// One report interval of an iperf3 run, as the client saw it (the
+/// receiver's count with [`IperfOptions::reverse`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct IperfInterval {
+    /// Seconds since the test started.
+    pub start: f64,
+    /// Seconds since the test started.
+    pub end: f64,
+    /// Bytes of every stream in the interval.
+    pub bytes: u64,
+}
+
+impl IperfInterval {
+    /// The `intervals[].sum` of iperf3's `-J` report, in order.
+    pub fn parse_json(json: &str) -> Result<Vec<IperfInterval>> {
+        let v: Value = serde_json::from_str(json)
+            .map_err(|e| LabError::new(format!("iperf3 -J output is not JSON: {e}")))?;
+        let intervals = v["intervals"]
+            .as_array()
+            .ok_or_else(|| LabError::new("iperf3 report without intervals"))?;
+        intervals
+            .iter()
+            .map(|i| {
+                let sum = &i["sum"];
+                match (
+                    sum["start"].as_f64(),
+                    sum["end"].as_f64(),
+                    sum["bytes"].as_u64(),
+                ) {
+                    (Some(start), Some(end), Some(bytes)) => {
+                        Ok(IperfInterval { start, end, bytes })
+                    }
+                    _ => Err(LabError::new(format!(
+                        "iperf3 interval without start, end or bytes: {sum}"
+                    ))),
+                }
+            })
+            .collect()
+    }
+}
+
+/// An iperf3 run's totals and its report intervals.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IperfReport {
+    /// The totals.
+    pub result: IperfResult,
+    /// Every interval, in order.
+    pub intervals: Vec<IperfInterval>,
+}
+
+/// A ping running in the background ([`Topology::start_ping`]), every reply
+/// printed so that the lost ones can be named.
+#[derive(Debug)]
+pub struct PingStream {
+    child: LabChild,
+    duration: Duration,
+    interval: Duration,
+}
+
+/// What a [`PingStream`] saw.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PingReport {
+    /// Requests sent and replies received (ping's summary line).
+    pub summary: PingResult,
+    /// The sequence numbers (from 1) of the requests never answered.
+    pub unanswered: Vec<u32>,
+}
+
+impl PingReport {
+    /// The report of a ping that ran to its deadline (`-w`): ping exits
+    /// there without waiting, so the last request, if unanswered, may have
+    /// been cut off rather than lost (sent at least an interval after the
+    /// one before, it is the only one that can be in flight) and is not
+    /// counted.
+    pub fn cut_at_deadline(mut self) -> PingReport {
+        if self.unanswered.last() == Some(&self.summary.sent) {
+            self.unanswered.pop();
+            self.summary.sent -= 1;
+        }
+        self
+    }
+}
+
+impl PingReport {
+    /// Parses ping's output without `-q`: one `icmp_seq=N` line per reply,
+    /// then the summary. Requests up to the summary's `sent` without a reply
+    /// are unanswered.
+    pub fn parse(output: &str) -> Option<PingReport> {
+        let summary = PingResult::parse(output)?;
+        let mut answered = vec![false; summary.sent as usize + 1];
+        for line in output.lines().filter(|l| l.contains(" bytes from ")) {
+            let seq = line
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("icmp_seq="))
+                .and_then(|n| n.parse::<usize>().ok());
+            if let Some(slot) = seq.and_then(|n| answered.get_mut(n)) {
+                *slot = true;
+            }
+        }
+        let unanswered = (1..=summary.sent)
+            .filter(|&n| !answered[n as usize])
+            .collect();
+        Some(PingReport {
+            summary,
+            unanswered,
+        })
+    }
+
+    /// The unanswered requests as runs `first-last`, each with about the
+    /// time it was sent at: seconds after the first request, one request
+    /// every `interval` (ping's average, which on a loaded machine is longer
+    /// than the one asked).
+    pub fn describe_losses(&self, interval: Duration) -> String {
+        let mut runs: Vec<(u32, u32)> = Vec::new();
+        for &n in &self.unanswered {
+            match runs.last_mut() {
+                Some((_, last)) if *last + 1 == n => *last = n,
+                _ => runs.push((n, n)),
+            }
+        }
+        runs.iter()
+            .map(|&(first, last)| {
+                let at = interval.as_secs_f64() * f64::from(first - 1);
+                if first == last {
+                    format!("#{first} (t≈{at:.2}s)")
+                } else {
+                    format!(
+                        "#{first}-{last} ({} lost from t≈{at:.2}s)",
+                        last - first + 1
+                    )
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+impl PingStream {
+    /// How long it runs.
+    pub fn duration(&self) -> Duration {
+        self.duration
+    }
+
+    /// The time between two requests.
+    pub fn interval(&self) -> Duration {
+        self.interval
+    }
+
+    /// Waits for ping to reach its deadline (up to `grace` more), then
+    /// reads what it saw ([`PingReport::cut_at_deadline`]); kills it and
+    /// fails if it does not end.
+    pub fn finish(mut self, grace: Duration) -> Result<PingReport> {
+        let status = self.child.wait_timeout(self.duration + grace)?;
+        if status.is_none() {
+            let _ = self.child.stop();
+        }
+        let output = self.child.output();
+        match (status, PingReport::parse(&output)) {
+            (Some(_), Some(report)) => Ok(report.cut_at_deadline()),
+            (None, _) => Err(LabError::new(format!(
+                "ping did not end {grace:?} after it should have:{}",
+                tail_of(&output, 10)
+            ))),
+            (Some(status), None) => Err(LabError::new(format!(
+                "ping ended ({status}) without a summary:{}",
+                tail_of(&output, 10)
+            ))),
+        }
     }
 }
 
@@ -535,6 +713,36 @@ impl Topology {
         })
     }
 
+    /// Starts pinging `dst` from `node` (from `src` if given) in the
+    /// background for `duration` (whole seconds, at least 1): a request
+    /// every `interval` (below 0.2 s needs root). On a loaded machine ping
+    /// sends more slowly than asked; [`PingStream::finish`] reads what it did.
+    pub fn start_ping(
+        &self,
+        node: Node,
+        src: Option<Ipv4Addr>,
+        dst: Ipv4Addr,
+        interval: Duration,
+        duration: Duration,
+    ) -> Result<PingStream> {
+        let secs = duration.as_secs().max(1);
+        let deadline_s = secs.to_string();
+        let interval_s = format!("{:.3}", interval.as_secs_f64());
+        let dst_s = dst.to_string();
+        let src_s = src.map(|s| s.to_string());
+        let mut argv = vec!["ping", "-n", "-w", &deadline_s, "-i", &interval_s];
+        if let Some(src) = &src_s {
+            argv.extend(["-I", src.as_str()]);
+        }
+        argv.push(&dst_s);
+        let log = self.dir().join(format!("ping-{}.log", unique_tag()));
+        Ok(PingStream {
+            child: self.spawn(node, &argv, &log)?,
+            duration: Duration::from_secs(secs),
+            interval,
+        })
+    }
+
     /// iperf3 TCP from `client` to `server_addr` (served in `server`) for
     /// `seconds` with `streams` parallel streams.
     pub fn iperf3(
@@ -553,6 +761,25 @@ impl Topology {
 
     /// iperf3 with every option.
     pub fn iperf3_with(&self, o: &IperfOptions) -> Result<IperfResult> {
+        let (json, _) = self.iperf3_json(o)?;
+        IperfResult::parse_json(&json)
+    }
+
+    /// iperf3 with every option, and its report intervals
+    /// ([`IperfOptions::interval_ms`]).
+    pub fn iperf3_report(&self, o: &IperfOptions) -> Result<IperfReport> {
+        let (json, server_log) = self.iperf3_json(o)?;
+        let intervals = IperfInterval::parse_json(&json)
+            .map_err(|e| LabError::new(format!("{e} (server log:{server_log})")))?;
+        Ok(IperfReport {
+            result: IperfResult::parse_json(&json)?,
+            intervals,
+        })
+    }
+
+    /// Runs the server and the client; returns the client's `-J` report,
+    /// already checked to hold a result, and the server log's tail.
+    fn iperf3_json(&self, o: &IperfOptions) -> Result<(String, String)> {
         let port = o.port.to_string();
         let log = self
             .dir()
@@ -597,16 +824,27 @@ impl Topology {
         if o.reverse {
             argv.push("-R");
         }
+        let bitrate = o.bitrate_mbits.map(|b| format!("{b}M"));
+        if let Some(b) = &bitrate {
+            argv.extend(["-b", b.as_str()]);
+        }
+        let interval = o
+            .interval_ms
+            .map(|ms| format!("{:.3}", f64::from(ms) / 1000.0));
+        if let Some(i) = &interval {
+            argv.extend(["-i", i.as_str()]);
+        }
         let timeout = Duration::from_secs(u64::from(o.seconds) + 30);
         let output = self.exec_timeout(o.client, &argv, timeout)?;
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        IperfResult::parse_json(&stdout).map_err(|e| {
-            LabError::new(format!(
-                "{e} (client {}; server log:{})",
-                output.status,
-                tail_of(&server.output(), 10)
-            ))
-        })
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        let server_log = tail_of(&server.output(), 10);
+        match IperfResult::parse_json(&stdout) {
+            Ok(_) => Ok((stdout, server_log)),
+            Err(e) => Err(LabError::new(format!(
+                "{e} (client {}; server log:{server_log})",
+                output.status
+            ))),
+        }
     }
 
     /// Starts a tshark capture on `iface` of `node` into `pcap`; returns once
@@ -757,6 +995,53 @@ mod tests {
         let err = IperfResult::parse_json(r#"{"start":{},"end":{},"error":"unable to connect"}"#)
             .unwrap_err();
         assert!(err.to_string().contains("unable to connect"));
+    }
+
+    #[test]
+    fn names_the_unanswered_pings_in_runs_with_their_send_times() {
+        let out = "PING 192.0.2.2 (192.0.2.2) 56(84) bytes of data.\n\
+                   64 bytes from 192.0.2.2: icmp_seq=1 ttl=64 time=0.31 ms\n\
+                   64 bytes from 192.0.2.2: icmp_seq=4 ttl=64 time=0.29 ms\n\
+                   64 bytes from 192.0.2.2: icmp_seq=4 ttl=64 time=0.30 ms (DUP!)\n\
+                   64 bytes from 192.0.2.2: icmp_seq=6 ttl=64 time=0.30 ms\n\n\
+                   --- 192.0.2.2 ping statistics ---\n\
+                   7 packets transmitted, 3 received, +1 duplicates, 57% packet loss, time 60ms\n";
+        let r = PingReport::parse(out).unwrap();
+        assert_eq!(
+            r.summary,
+            PingResult {
+                sent: 7,
+                received: 3
+            }
+        );
+        assert_eq!(r.unanswered, [2, 3, 5, 7]);
+        assert_eq!(
+            r.describe_losses(Duration::from_millis(10)),
+            "#2-3 (2 lost from t≈0.01s), #5 (t≈0.04s), #7 (t≈0.06s)"
+        );
+        // The last request, cut off by the deadline, is not counted.
+        let r = r.cut_at_deadline();
+        assert_eq!(
+            r.summary,
+            PingResult {
+                sent: 6,
+                received: 3
+            }
+        );
+        assert_eq!(r.unanswered, [2, 3, 5]);
+        assert_eq!(r.clone().cut_at_deadline(), r);
+    }
+
+    #[test]
+    fn reads_iperf3_intervals_in_order() {
+        let json = r#"{"intervals":[
+            {"streams":[],"sum":{"start":0,"end":0.5,"seconds":0.5,"bytes":655360,"sender":false}},
+            {"streams":[],"sum":{"start":0.5,"end":1.0002,"seconds":0.5,"bytes":0,"sender":false}}]}"#;
+        let i = IperfInterval::parse_json(json).unwrap();
+        assert_eq!(i.len(), 2);
+        assert_eq!((i[0].start, i[0].end, i[0].bytes), (0.0, 0.5, 655_360));
+        assert_eq!((i[1].start, i[1].bytes), (0.5, 0));
+        assert!(IperfInterval::parse_json(r#"{"intervals":[{"sum":{}}]}"#).is_err());
     }
 
     #[test]

@@ -86,6 +86,21 @@ impl XrSuite {
     }
 }
 
+/// The timers of an SA's life in a generated configuration: lifetimes (the
+/// hard ones: xrsecd rekeys before them) and dead peer detection. `None`
+/// leaves the daemon's default (IOS-XR's: 86,400 s for the IKE SA, 3,600 s
+/// for the Child SA, no DPD).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct XrLifetimes {
+    /// `ikev2 profile` `lifetime SECONDS` (at least 10).
+    pub ike_secs: Option<u32>,
+    /// `ipsec profile` `set security-association lifetime seconds N` (at
+    /// least 10).
+    pub child_secs: Option<u32>,
+    /// `ikev2 profile` `dpd INTERVAL RETRIES`.
+    pub dpd: Option<(u32, u32)>,
+}
+
 /// One router's configuration in the running-config form, tunnel-ip1 from
 /// `local` to `remote` with `tunnel_addr`/30, the lab PSK, and `suite`.
 pub fn router_config(
@@ -93,6 +108,17 @@ pub fn router_config(
     remote: Ipv4Addr,
     tunnel_addr: Ipv4Addr,
     suite: &XrSuite,
+) -> String {
+    router_config_with(local, remote, tunnel_addr, suite, &XrLifetimes::default())
+}
+
+/// [`router_config`] with these lifetimes and DPD.
+pub fn router_config_with(
+    local: Ipv4Addr,
+    remote: Ipv4Addr,
+    tunnel_addr: Ipv4Addr,
+    suite: &XrSuite,
+    lifetimes: &XrLifetimes,
 ) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "ikev2 proposal LAB");
@@ -113,8 +139,15 @@ pub fn router_config(
     );
     let _ = writeln!(
         s,
-        "ikev2 profile LAB\n keyring LAB\n match identity remote address {remote} 255.255.255.255\n authentication local pre-shared\n authentication remote pre-shared\n!"
+        "ikev2 profile LAB\n keyring LAB\n match identity remote address {remote} 255.255.255.255\n authentication local pre-shared\n authentication remote pre-shared"
     );
+    if let Some(secs) = lifetimes.ike_secs {
+        let _ = writeln!(s, " lifetime {secs}");
+    }
+    if let Some((interval, retries)) = lifetimes.dpd {
+        let _ = writeln!(s, " dpd {interval} {retries}");
+    }
+    let _ = writeln!(s, "!");
     let _ = writeln!(
         s,
         "ipsec transform-set LAB\n mode tunnel\n transform {}\n!",
@@ -126,6 +159,9 @@ pub fn router_config(
     );
     if let Some(g) = suite.pfs_group {
         let _ = writeln!(s, " set pfs group{g}");
+    }
+    if let Some(secs) = lifetimes.child_secs {
+        let _ = writeln!(s, " set security-association lifetime seconds {secs}");
     }
     let _ = writeln!(s, "!");
     let _ = writeln!(
@@ -326,5 +362,43 @@ impl Xrsecd {
             .child
             .stop_with(Signal::Terminate, Duration::from_secs(10))?;
         Ok(status.success())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lifetimes_and_dpd_go_into_their_profiles() {
+        let (a, b, inner) = (
+            Ipv4Addr::new(10, 99, 0, 1),
+            Ipv4Addr::new(10, 99, 0, 2),
+            Ipv4Addr::new(192, 0, 2, 1),
+        );
+        let plain = router_config(a, b, inner, &XrSuite::seed());
+        assert!(
+            !plain.contains("lifetime") && !plain.contains("dpd"),
+            "{plain}"
+        );
+        assert!(
+            plain.contains(" authentication remote pre-shared\n!\n")
+                && plain.contains(" set pfs group19\n!\n"),
+            "{plain}"
+        );
+        let lifetimes = XrLifetimes {
+            ike_secs: Some(25),
+            child_secs: Some(10),
+            dpd: Some((2, 3)),
+        };
+        let text = router_config_with(a, b, inner, &XrSuite::seed(), &lifetimes);
+        assert!(
+            text.contains(" authentication remote pre-shared\n lifetime 25\n dpd 2 3\n!\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(" set pfs group19\n set security-association lifetime seconds 10\n!\n"),
+            "{text}"
+        );
     }
 }
