@@ -108,6 +108,12 @@ fn ninety_seconds_of_ping_and_tcp_across_child_and_ike_rekeys_lose_no_ping_and_n
     ));
     match &tcp {
         Ok(report) => {
+            eprintln!(
+                "TCP: {:.1} Mbit/s received over {} intervals, {} retransmits",
+                report.result.gbits_per_sec * 1000.0,
+                report.intervals.len(),
+                report.result.retransmits
+            );
             if let Some(stall) = stalls(&report.intervals) {
                 problems.push(format!(
                     "TCP stalled ({} Mbit/s paced, {} ms intervals): {stall}",
@@ -121,9 +127,11 @@ fn ninety_seconds_of_ping_and_tcp_across_child_and_ike_rekeys_lose_no_ping_and_n
         }
         Err(e) => problems.push(format!("TCP: {e}")),
     }
+    eprintln!("while the traffic ran: {observed}");
     for (side, d) in [("A", da), ("B", db)] {
         let log = d.log();
         let (child, ike) = (child_rekeys(&log).len(), ike_rekeys(&log).len());
+        eprintln!("{side} logged {child} Child SA and {ike} IKE SA rekeys");
         if child < MIN_CHILD_REKEYS || ike < MIN_IKE_REKEYS {
             problems.push(format!(
                 "{side} logged {child} Child SA rekeys (at least {MIN_CHILD_REKEYS} expected) and {ike} IKE SA rekeys (at least {MIN_IKE_REKEYS})"

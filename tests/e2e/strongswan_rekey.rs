@@ -169,6 +169,11 @@ fn rekeys(case: &Case) {
             "xrsecd logged {child} Child SA rekeys (at least {MIN_CHILD_REKEYS} expected) and {ike} IKE SA rekeys (at least {MIN_IKE_REKEYS})"
         ));
     }
+    eprintln!(
+        "{requests}; xrsecd logged {child} Child SA and {ike} IKE SA rekeys; charon listed {} Child SA and {} IKE SA SPI pairs",
+        child_spis.len(),
+        ike_spis.len()
+    );
     // `starting reauthentication`, `reauthenticating IKE_SA ...`.
     if let Some(line) = swan_log.lines().find(|l| l.contains("reauthenticat")) {
         problems.push(format!(
