@@ -476,13 +476,18 @@ impl Daemon {
             while let Some(line) = self.endpoint.poll_log() {
                 debug!("IKE SA {}: {}", line.ike_sa.map_or(0, |i| i.0), line.text);
             }
-            while let Some(t) = self.endpoint.poll_transmit() {
-                progressed = true;
-                self.send(t).await;
-            }
+            // Events first: a Child SA the endpoint reports up is installed
+            // in the dataplane before the message that lets the peer use it
+            // leaves (the CREATE_CHILD_SA response of a rekey we answer, the
+            // DELETE of the SA our rekey replaced), or the peer's first
+            // packets on it arrive to an unknown SPI (make-before-break).
             while let Some(ev) = self.endpoint.poll_event() {
                 progressed = true;
                 self.handle_event(Instant::now(), ev);
+            }
+            while let Some(t) = self.endpoint.poll_transmit() {
+                progressed = true;
+                self.send(t).await;
             }
             self.save_new_ike_keys();
             if !progressed {
