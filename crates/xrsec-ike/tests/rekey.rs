@@ -240,6 +240,19 @@ fn child_sas_rekey_before_their_lifetime_with_no_gap_either_way() {
     }
 }
 
+/// The sizes of every CREATE_CHILD_SA datagram either side sent.
+fn create_child_sa_sizes(sim: &Sim) -> Vec<usize> {
+    sim.a
+        .sent
+        .iter()
+        .chain(&sim.b.sent)
+        .filter_map(|(_, _, d)| {
+            let m = Message::parse(d).ok()?;
+            (m.header.exchange == ExchangeType::CreateChildSa).then_some(d.len())
+        })
+        .collect()
+}
+
 #[test]
 fn with_pfs_the_rekey_exchange_carries_key_exchange_payloads() {
     let (a, b) = short_lived(Some(DhGroup::Ecp256));
@@ -248,32 +261,12 @@ fn with_pfs_the_rekey_exchange_carries_key_exchange_payloads() {
     assert!(r.ta().rekeys >= 1);
     // Every CREATE_CHILD_SA is encrypted: its size tells a KE payload (an
     // uncompressed P-256 point is 64 bytes) from none.
-    let sizes: Vec<usize> = r
-        .sim
-        .a
-        .sent
-        .iter()
-        .chain(&r.sim.b.sent)
-        .filter_map(|(_, _, d)| {
-            let m = Message::parse(d).ok()?;
-            (m.header.exchange == ExchangeType::CreateChildSa).then_some(d.len())
-        })
-        .collect();
+    let sizes = create_child_sa_sizes(&r.sim);
     assert!(sizes.len() >= 2, "{sizes:?}");
     let (a2, b2) = short_lived(None);
     let mut plain = Run::new(a2, b2, 6);
     plain.run_checked(Duration::from_secs(10));
-    let plain_sizes: Vec<usize> = plain
-        .sim
-        .a
-        .sent
-        .iter()
-        .chain(&plain.sim.b.sent)
-        .filter_map(|(_, _, d)| {
-            let m = Message::parse(d).ok()?;
-            (m.header.exchange == ExchangeType::CreateChildSa).then_some(d.len())
-        })
-        .collect();
+    let plain_sizes = create_child_sa_sizes(&plain.sim);
     assert!(
         sizes.iter().min() > plain_sizes.iter().max(),
         "PFS {sizes:?} vs none {plain_sizes:?}"
@@ -443,14 +436,19 @@ fn a_rekey_that_never_gets_an_answer_ends_at_the_hard_lifetime() {
     assert!(ike_down, "{:#?}", r.sim.a.events);
 }
 
-#[test]
-fn dead_peer_detection_declares_a_silent_peer_dead_after_interval_times_retries() {
+/// A pair where A runs `dpd 2 3`.
+fn dpd_run(seed: u64) -> Run {
     let (mut a, b) = tunnel_pair(b"dpd key 0123456789abcdefgh");
     a.dpd = Some(Dpd {
         interval: Duration::from_secs(2),
         retries: 3,
     });
-    let mut r = Run::new(a, b, 51);
+    Run::new(a, b, seed)
+}
+
+#[test]
+fn dead_peer_detection_declares_a_silent_peer_dead_after_interval_times_retries() {
+    let mut r = dpd_run(51);
     // A healthy peer answers the checks: nothing happens in 30 s.
     r.run_checked(Duration::from_secs(30));
     assert!(r.ta().downs.is_empty());
@@ -492,12 +490,7 @@ fn dead_peer_detection_declares_a_silent_peer_dead_after_interval_times_retries(
 
 #[test]
 fn traffic_from_the_peer_postpones_liveness_checks() {
-    let (mut a, b) = tunnel_pair(b"dpd key 0123456789abcdefgh");
-    a.dpd = Some(Dpd {
-        interval: Duration::from_secs(2),
-        retries: 3,
-    });
-    let mut r = Run::new(a, b, 52);
+    let mut r = dpd_run(52);
     let sent_before = r.sim.a.sent.len();
     for _ in 0..100 {
         let now = r.sim.now;
