@@ -193,6 +193,15 @@ impl Run {
         assert_eq!(self.tb().outbound.as_ref().map(|o| o.0), Some(cb.spi_in));
     }
 
+    /// From now on the `drop`-th datagram entering the network is lost.
+    fn drop_nth(&mut self, drop: Option<usize>) {
+        let mut n = 0usize;
+        self.sim.mutate = Some(Box::new(move |_p| {
+            n += 1;
+            Some(n - 1) != drop
+        }));
+    }
+
     fn child_a(&self) -> u32 {
         self.sim.a.ep.sessions()[0].children[0].spi_in
     }
@@ -310,13 +319,7 @@ fn collision(seed: u64, offset: Duration, drop: Option<usize>) -> Run {
         t.pfs = Some(DhGroup::Ecp256);
     }
     let mut r = Run::new(a, b, seed);
-    let counter = std::rc::Rc::new(std::cell::Cell::new(0usize));
-    let c2 = counter.clone();
-    r.sim.mutate = Some(Box::new(move |_p| {
-        let n = c2.get();
-        c2.set(n + 1);
-        Some(n) != drop
-    }));
+    r.drop_nth(drop);
     let now = r.sim.now;
     let spi_a = r.child_a();
     r.sim.a.ep.rekey_child_sa(now, spi_a);
@@ -371,24 +374,38 @@ fn colliding_child_sa_rekeys_leave_one_pair_whatever_the_timing_and_whichever_me
 #[test]
 fn a_rekey_crossing_a_delete_of_the_same_child_sa_leaves_nothing_behind() {
     for seed in [21u64, 22, 23] {
-        let (a, b) = tunnel_pair(b"rekey delete key 0123456789");
-        let mut r = Run::new(a, b, seed);
-        // B deletes the SA: A sends into the void until it hears of it.
-        r.model.borrow_mut().lax = true;
-        let now = r.sim.now;
-        let (spi_a, spi_b) = (r.child_a(), r.child_b());
-        let id_b = r.sim.b.ep.sessions()[0].id;
-        r.sim.a.ep.rekey_child_sa(now, spi_a);
-        r.sim.b.ep.delete_child_sa(now, id_b, spi_b);
-        r.run_checked(Duration::from_secs(20));
-        let ca: Vec<_> = r.sim.a.ep.sessions()[0].children.clone();
-        let cb: Vec<_> = r.sim.b.ep.sessions()[0].children.clone();
-        assert_eq!(ca.len(), cb.len(), "seed {seed}: {ca:#?} {cb:#?}");
-        for (x, y) in ca.iter().zip(&cb) {
-            assert_eq!((x.spi_in, x.spi_out), (y.spi_out, y.spi_in));
+        for offset_ms in [0u64, 3, 6, 12] {
+            for drop in std::iter::once(None).chain((0..8).map(Some)) {
+                let why = format!("seed {seed}, B deletes {offset_ms} ms later, drop {drop:?}");
+                let (a, b) = tunnel_pair(b"rekey delete key 0123456789");
+                let mut r = Run::new(a, b, seed);
+                // B deletes the SA: A sends into the void until it hears of it.
+                r.model.borrow_mut().lax = true;
+                r.drop_nth(drop);
+                let now = r.sim.now;
+                let (spi_a, spi_b) = (r.child_a(), r.child_b());
+                let id_b = r.sim.b.ep.sessions()[0].id;
+                r.sim.a.ep.rekey_child_sa(now, spi_a);
+                if offset_ms > 0 {
+                    r.run_checked(Duration::from_millis(offset_ms));
+                }
+                let now = r.sim.now;
+                r.sim.b.ep.delete_child_sa(now, id_b, spi_b);
+                r.run_checked(Duration::from_secs(30));
+                let ca: Vec<_> = r.sim.a.ep.sessions()[0].children.clone();
+                let cb: Vec<_> = r.sim.b.ep.sessions()[0].children.clone();
+                assert_eq!(ca.len(), cb.len(), "{why}: {ca:#?} {cb:#?}");
+                for (x, y) in ca.iter().zip(&cb) {
+                    assert_eq!((x.spi_in, x.spi_out), (y.spi_out, y.spi_in), "{why}");
+                    assert!(!x.outbound_pending && !y.outbound_pending, "{why}");
+                }
+                assert!(!r.ta().inbound.contains_key(&spi_a), "{why}");
+                assert!(!r.tb().inbound.contains_key(&spi_b), "{why}");
+                // Whatever is left, each side sends on what the other has.
+                assert_eq!(r.ta().inbound.len(), ca.len(), "{why}");
+                assert_eq!(r.tb().inbound.len(), cb.len(), "{why}");
+            }
         }
-        assert!(!r.ta().inbound.contains_key(&spi_a));
-        assert!(!r.tb().inbound.contains_key(&spi_b));
     }
 }
 
@@ -397,13 +414,7 @@ fn every_message_of_a_rekey_may_be_lost_once_without_a_gap() {
     for drop in 0..4usize {
         let (a, b) = tunnel_pair(b"rekey loss key 0123456789ab");
         let mut r = Run::new(a, b, 31);
-        let counter = std::rc::Rc::new(std::cell::Cell::new(0usize));
-        let c2 = counter.clone();
-        r.sim.mutate = Some(Box::new(move |_p| {
-            let n = c2.get();
-            c2.set(n + 1);
-            n != drop
-        }));
+        r.drop_nth(Some(drop));
         let now = r.sim.now;
         let spi = r.child_a();
         r.sim.a.ep.rekey_child_sa(now, spi);
@@ -551,13 +562,7 @@ fn colliding_ike_sa_rekeys_leave_one_ike_sa_whatever_the_timing_and_whichever_me
                 eprintln!("IKE SA rekey collision: {why}");
                 let (a, b) = tunnel_pair(b"ike rekey collision key 0123");
                 let mut r = Run::new(a, b, seed);
-                let counter = Rc::new(std::cell::Cell::new(0usize));
-                let c2 = counter.clone();
-                r.sim.mutate = Some(Box::new(move |_p| {
-                    let n = c2.get();
-                    c2.set(n + 1);
-                    Some(n) != drop
-                }));
+                r.drop_nth(drop);
                 let first = r.sim.a.ep.sessions()[0].spi_i;
                 let now = r.sim.now;
                 let id_a = r.sim.a.ep.sessions()[0].id;
