@@ -275,21 +275,7 @@ fn pki(args: &[&str], stdin_from: Option<&Path>, out: &Path) {
 /// certificate issued by that CA with the address in its subjectAltName
 /// (`NAME.crt`).
 pub fn make_certificates(dir: &Path, bits: u32, routers: &[(&str, &str)]) {
-    let bits = bits.to_string();
-    let ca_key = dir.join("ca.key");
-    pki(
-        &[
-            "--gen",
-            "--type",
-            "rsa",
-            "--size",
-            &bits,
-            "--outform",
-            "pem",
-        ],
-        None,
-        &ca_key,
-    );
+    let (ca_key, _) = rsa_key(dir, "ca", bits);
     pki(
         &[
             "--self",
@@ -307,23 +293,7 @@ pub fn make_certificates(dir: &Path, bits: u32, routers: &[(&str, &str)]) {
         &dir.join("ca.crt"),
     );
     for (name, ip) in routers {
-        let key = dir.join(format!("{name}.key"));
-        pki(
-            &[
-                "--gen",
-                "--type",
-                "rsa",
-                "--size",
-                &bits,
-                "--outform",
-                "pem",
-            ],
-            None,
-            &key,
-        );
-        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
-        let public = dir.join(format!("{name}.pub"));
-        pki(&["--pub", "--in", key.to_str().unwrap()], None, &public);
+        let (_, public) = rsa_key(dir, name, bits);
         pki(
             &[
                 "--issue",

@@ -1137,23 +1137,18 @@ impl IkeSa {
             return;
         }
         let mut events = Vec::with_capacity(est.children.len() + est.retiring.len() + 1);
-        for r in &est.retiring {
-            ctx.child_spis.remove(&r.spi_in);
+        let halves = est
+            .retiring
+            .iter()
+            .map(|r| (r.spi_in, r.spi_out))
+            .chain(est.children.iter().map(|c| (c.spi_in, c.spi_out)));
+        for (spi_in, spi_out) in halves {
+            ctx.child_spis.remove(&spi_in);
             events.push(Event::ChildSaDown {
                 id: self.id,
                 tunnel,
-                spi_in: r.spi_in,
-                spi_out: r.spi_out,
-                reason: reason.clone(),
-            });
-        }
-        for c in &est.children {
-            ctx.child_spis.remove(&c.spi_in);
-            events.push(Event::ChildSaDown {
-                id: self.id,
-                tunnel,
-                spi_in: c.spi_in,
-                spi_out: c.spi_out,
+                spi_in,
+                spi_out,
                 reason: reason.clone(),
             });
         }

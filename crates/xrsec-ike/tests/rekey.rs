@@ -193,6 +193,15 @@ impl Run {
         assert_eq!(self.tb().outbound.as_ref().map(|o| o.0), Some(cb.spi_in));
     }
 
+    /// From now on the `drop`-th datagram entering the network is lost.
+    fn drop_nth(&mut self, drop: Option<usize>) {
+        let mut n = 0usize;
+        self.sim.mutate = Some(Box::new(move |_p| {
+            n += 1;
+            Some(n - 1) != drop
+        }));
+    }
+
     fn child_a(&self) -> u32 {
         self.sim.a.ep.sessions()[0].children[0].spi_in
     }
@@ -240,6 +249,19 @@ fn child_sas_rekey_before_their_lifetime_with_no_gap_either_way() {
     }
 }
 
+/// The sizes of every CREATE_CHILD_SA datagram either side sent.
+fn create_child_sa_sizes(sim: &Sim) -> Vec<usize> {
+    sim.a
+        .sent
+        .iter()
+        .chain(&sim.b.sent)
+        .filter_map(|(_, _, d)| {
+            let m = Message::parse(d).ok()?;
+            (m.header.exchange == ExchangeType::CreateChildSa).then_some(d.len())
+        })
+        .collect()
+}
+
 #[test]
 fn with_pfs_the_rekey_exchange_carries_key_exchange_payloads() {
     let (a, b) = short_lived(Some(DhGroup::Ecp256));
@@ -248,32 +270,12 @@ fn with_pfs_the_rekey_exchange_carries_key_exchange_payloads() {
     assert!(r.ta().rekeys >= 1);
     // Every CREATE_CHILD_SA is encrypted: its size tells a KE payload (an
     // uncompressed P-256 point is 64 bytes) from none.
-    let sizes: Vec<usize> = r
-        .sim
-        .a
-        .sent
-        .iter()
-        .chain(&r.sim.b.sent)
-        .filter_map(|(_, _, d)| {
-            let m = Message::parse(d).ok()?;
-            (m.header.exchange == ExchangeType::CreateChildSa).then_some(d.len())
-        })
-        .collect();
+    let sizes = create_child_sa_sizes(&r.sim);
     assert!(sizes.len() >= 2, "{sizes:?}");
     let (a2, b2) = short_lived(None);
     let mut plain = Run::new(a2, b2, 6);
     plain.run_checked(Duration::from_secs(10));
-    let plain_sizes: Vec<usize> = plain
-        .sim
-        .a
-        .sent
-        .iter()
-        .chain(&plain.sim.b.sent)
-        .filter_map(|(_, _, d)| {
-            let m = Message::parse(d).ok()?;
-            (m.header.exchange == ExchangeType::CreateChildSa).then_some(d.len())
-        })
-        .collect();
+    let plain_sizes = create_child_sa_sizes(&plain.sim);
     assert!(
         sizes.iter().min() > plain_sizes.iter().max(),
         "PFS {sizes:?} vs none {plain_sizes:?}"
@@ -317,13 +319,7 @@ fn collision(seed: u64, offset: Duration, drop: Option<usize>) -> Run {
         t.pfs = Some(DhGroup::Ecp256);
     }
     let mut r = Run::new(a, b, seed);
-    let counter = std::rc::Rc::new(std::cell::Cell::new(0usize));
-    let c2 = counter.clone();
-    r.sim.mutate = Some(Box::new(move |_p| {
-        let n = c2.get();
-        c2.set(n + 1);
-        Some(n) != drop
-    }));
+    r.drop_nth(drop);
     let now = r.sim.now;
     let spi_a = r.child_a();
     r.sim.a.ep.rekey_child_sa(now, spi_a);
@@ -378,24 +374,38 @@ fn colliding_child_sa_rekeys_leave_one_pair_whatever_the_timing_and_whichever_me
 #[test]
 fn a_rekey_crossing_a_delete_of_the_same_child_sa_leaves_nothing_behind() {
     for seed in [21u64, 22, 23] {
-        let (a, b) = tunnel_pair(b"rekey delete key 0123456789");
-        let mut r = Run::new(a, b, seed);
-        // B deletes the SA: A sends into the void until it hears of it.
-        r.model.borrow_mut().lax = true;
-        let now = r.sim.now;
-        let (spi_a, spi_b) = (r.child_a(), r.child_b());
-        let id_b = r.sim.b.ep.sessions()[0].id;
-        r.sim.a.ep.rekey_child_sa(now, spi_a);
-        r.sim.b.ep.delete_child_sa(now, id_b, spi_b);
-        r.run_checked(Duration::from_secs(20));
-        let ca: Vec<_> = r.sim.a.ep.sessions()[0].children.clone();
-        let cb: Vec<_> = r.sim.b.ep.sessions()[0].children.clone();
-        assert_eq!(ca.len(), cb.len(), "seed {seed}: {ca:#?} {cb:#?}");
-        for (x, y) in ca.iter().zip(&cb) {
-            assert_eq!((x.spi_in, x.spi_out), (y.spi_out, y.spi_in));
+        for offset_ms in [0u64, 3, 6, 12] {
+            for drop in std::iter::once(None).chain((0..8).map(Some)) {
+                let why = format!("seed {seed}, B deletes {offset_ms} ms later, drop {drop:?}");
+                let (a, b) = tunnel_pair(b"rekey delete key 0123456789");
+                let mut r = Run::new(a, b, seed);
+                // B deletes the SA: A sends into the void until it hears of it.
+                r.model.borrow_mut().lax = true;
+                r.drop_nth(drop);
+                let now = r.sim.now;
+                let (spi_a, spi_b) = (r.child_a(), r.child_b());
+                let id_b = r.sim.b.ep.sessions()[0].id;
+                r.sim.a.ep.rekey_child_sa(now, spi_a);
+                if offset_ms > 0 {
+                    r.run_checked(Duration::from_millis(offset_ms));
+                }
+                let now = r.sim.now;
+                r.sim.b.ep.delete_child_sa(now, id_b, spi_b);
+                r.run_checked(Duration::from_secs(30));
+                let ca: Vec<_> = r.sim.a.ep.sessions()[0].children.clone();
+                let cb: Vec<_> = r.sim.b.ep.sessions()[0].children.clone();
+                assert_eq!(ca.len(), cb.len(), "{why}: {ca:#?} {cb:#?}");
+                for (x, y) in ca.iter().zip(&cb) {
+                    assert_eq!((x.spi_in, x.spi_out), (y.spi_out, y.spi_in), "{why}");
+                    assert!(!x.outbound_pending && !y.outbound_pending, "{why}");
+                }
+                assert!(!r.ta().inbound.contains_key(&spi_a), "{why}");
+                assert!(!r.tb().inbound.contains_key(&spi_b), "{why}");
+                // Whatever is left, each side sends on what the other has.
+                assert_eq!(r.ta().inbound.len(), ca.len(), "{why}");
+                assert_eq!(r.tb().inbound.len(), cb.len(), "{why}");
+            }
         }
-        assert!(!r.ta().inbound.contains_key(&spi_a));
-        assert!(!r.tb().inbound.contains_key(&spi_b));
     }
 }
 
@@ -404,13 +414,7 @@ fn every_message_of_a_rekey_may_be_lost_once_without_a_gap() {
     for drop in 0..4usize {
         let (a, b) = tunnel_pair(b"rekey loss key 0123456789ab");
         let mut r = Run::new(a, b, 31);
-        let counter = std::rc::Rc::new(std::cell::Cell::new(0usize));
-        let c2 = counter.clone();
-        r.sim.mutate = Some(Box::new(move |_p| {
-            let n = c2.get();
-            c2.set(n + 1);
-            n != drop
-        }));
+        r.drop_nth(Some(drop));
         let now = r.sim.now;
         let spi = r.child_a();
         r.sim.a.ep.rekey_child_sa(now, spi);
@@ -443,14 +447,19 @@ fn a_rekey_that_never_gets_an_answer_ends_at_the_hard_lifetime() {
     assert!(ike_down, "{:#?}", r.sim.a.events);
 }
 
-#[test]
-fn dead_peer_detection_declares_a_silent_peer_dead_after_interval_times_retries() {
+/// A pair where A runs `dpd 2 3`.
+fn dpd_run(seed: u64) -> Run {
     let (mut a, b) = tunnel_pair(b"dpd key 0123456789abcdefgh");
     a.dpd = Some(Dpd {
         interval: Duration::from_secs(2),
         retries: 3,
     });
-    let mut r = Run::new(a, b, 51);
+    Run::new(a, b, seed)
+}
+
+#[test]
+fn dead_peer_detection_declares_a_silent_peer_dead_after_interval_times_retries() {
+    let mut r = dpd_run(51);
     // A healthy peer answers the checks: nothing happens in 30 s.
     r.run_checked(Duration::from_secs(30));
     assert!(r.ta().downs.is_empty());
@@ -492,12 +501,7 @@ fn dead_peer_detection_declares_a_silent_peer_dead_after_interval_times_retries(
 
 #[test]
 fn traffic_from_the_peer_postpones_liveness_checks() {
-    let (mut a, b) = tunnel_pair(b"dpd key 0123456789abcdefgh");
-    a.dpd = Some(Dpd {
-        interval: Duration::from_secs(2),
-        retries: 3,
-    });
-    let mut r = Run::new(a, b, 52);
+    let mut r = dpd_run(52);
     let sent_before = r.sim.a.sent.len();
     for _ in 0..100 {
         let now = r.sim.now;
@@ -558,13 +562,7 @@ fn colliding_ike_sa_rekeys_leave_one_ike_sa_whatever_the_timing_and_whichever_me
                 eprintln!("IKE SA rekey collision: {why}");
                 let (a, b) = tunnel_pair(b"ike rekey collision key 0123");
                 let mut r = Run::new(a, b, seed);
-                let counter = Rc::new(std::cell::Cell::new(0usize));
-                let c2 = counter.clone();
-                r.sim.mutate = Some(Box::new(move |_p| {
-                    let n = c2.get();
-                    c2.set(n + 1);
-                    Some(n) != drop
-                }));
+                r.drop_nth(drop);
                 let first = r.sim.a.ep.sessions()[0].spi_i;
                 let now = r.sim.now;
                 let id_a = r.sim.a.ep.sessions()[0].id;

@@ -101,6 +101,17 @@ impl IkeSa {
         (children, std::mem::take(&mut est.retiring), queued)
     }
 
+    /// Moves the Child SAs (and the requests about them) into `new`, the
+    /// IKE SA that replaces this one.
+    fn hand_over(&mut self, est: &mut Established, new: &mut IkeSa) {
+        let (children, retiring, queued) = self.take_children(est);
+        if let State::Established(e) = &mut new.state {
+            e.children = children;
+            e.retiring = retiring;
+        }
+        new.queued.extend(queued);
+    }
+
     /// Takes in Child SAs moved from a rekeyed IKE SA.
     pub(crate) fn adopt<R: CryptoRngCore>(&mut self, ctx: &mut Ctx<'_, R>, a: Adoption) {
         let State::Established(est) = &mut self.state else {
@@ -269,12 +280,7 @@ impl IkeSa {
             // Should the peer never learn (its answer lost), we delete it.
             ctx.out.losers.push(p.our_spi);
         }
-        let (children, retiring, queued) = self.take_children(&mut est);
-        if let State::Established(e) = &mut new.state {
-            e.children = children;
-            e.retiring = retiring;
-        }
-        new.queued.extend(queued);
+        self.hand_over(&mut est, &mut new);
         ctx.log(Some(id), || {
             format!(
                 "IKE SA {id} rekeyed: new SPIs {:016x}/{spi_r:016x}; deleting the old one",
@@ -474,12 +480,7 @@ impl IkeSa {
             });
             return response;
         }
-        let (children, retiring, queued) = self.take_children(est);
-        if let State::Established(e) = &mut new.state {
-            e.children = children;
-            e.retiring = retiring;
-        }
-        new.queued.extend(queued);
+        self.hand_over(est, &mut new);
         ctx.log(Some(id), || {
             format!(
                 "IKE SA {id} rekeyed by the peer: new SPIs {peer_spi:016x}/{our_spi:016x}; \
