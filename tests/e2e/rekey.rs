@@ -63,6 +63,7 @@ fn ninety_seconds_of_ping_and_tcp_across_child_and_ike_rekeys_lose_no_ping_and_n
         ike_secs: Some(IKE_LIFETIME_SECS),
         child_secs: Some(CHILD_LIFETIME_SECS),
         dpd: None,
+        child_kilobytes: None,
     };
     // The seed's suite: PFS group19 on every Child SA rekey.
     let suite = XrSuite::seed();
@@ -534,4 +535,84 @@ fn a_daemon_killed_for_good_is_declared_dead_by_dpd_and_the_survivor_keeps_retry
         .unwrap_or_else(|e| panic!("after A came back: {e}"));
     let p = topo.ping_from(Node::B, INNER_B, INNER_A, 3).unwrap();
     assert_eq!(p.received, 3, "B -> A after A came back: {p:?}");
+}
+
+/// `set security-association lifetime kilobytes`: the dataplane counts the
+/// bytes and its soft limit (90%) starts the rekey, the clock does not;
+/// the rekey must beat the hard limit, or the SA ends and pings are lost.
+#[test]
+fn a_volume_lifetime_rekeys_the_child_sa_by_its_bytes_without_losing_a_ping() {
+    if xrsec_e2e::needs_root() {
+        return;
+    }
+    let _serial = xrsec_e2e::serial();
+    xrsec_lab::ensure_packages().expect("installing iperf3 and the lab tools");
+    const KILOBYTES: u64 = 2560;
+    const SECS: u32 = 20;
+    const MBITS: u32 = 8;
+    let lifetimes = XrLifetimes {
+        child_kilobytes: Some(KILOBYTES),
+        ..XrLifetimes::default()
+    };
+    let pair = PairConfig::direct_with(&XrSuite::seed(), &lifetimes).start(&[], &[]);
+    let (topo, da, db) = (&pair.topo, &pair.a, &pair.b);
+    wait_converged(da, db, BRING_UP);
+    let pings = topo
+        .start_ping(
+            Node::A,
+            Some(INNER_A),
+            INNER_B,
+            PING_INTERVAL,
+            Duration::from_secs(u64::from(SECS)),
+        )
+        .expect("starting the ping");
+    let mut tcp = IperfOptions::new(Node::A, Node::B, INNER_B);
+    tcp.bind = Some(INNER_A);
+    tcp.seconds = SECS;
+    tcp.reverse = true;
+    tcp.bitrate_mbits = Some(MBITS);
+    tcp.interval_ms = Some(TCP_REPORT_MS);
+    let report = topo.iperf3_report(&tcp);
+    let pings = pings.finish(Duration::from_secs(20));
+    let mut problems = Vec::new();
+    problems.extend(ping_problem(&pings, "ping A -> B", SECS, PING_INTERVAL));
+    match &report {
+        Ok(r) => problems.extend(stalls(&r.intervals).map(|s| format!("TCP stalled: {s}"))),
+        Err(e) => problems.push(format!("TCP: {e}")),
+    }
+    // 8 Mbit/s for 20 s is 20 MB: the 2.5 MB SA is rekeyed about every
+    // 2.3 MB, some eight times, each started by the byte count.
+    let (la, lb) = (da.log(), db.log());
+    let rekeys = child_rekeys(&la).len();
+    if rekeys < 4 {
+        problems.push(format!(
+            "A logged {rekeys} Child SA rekeys, at least 4 expected"
+        ));
+    }
+    let soft = logged_lines(&la, "soft volume lifetime").len()
+        + logged_lines(&lb, "soft volume lifetime").len();
+    if soft == 0 {
+        problems.push("no daemon logged a soft volume lifetime".into());
+    }
+    for (side, log) in [("A", &la), ("B", &lb)] {
+        if let Some(l) = logged_lines(log, "hard volume lifetime").first() {
+            problems.push(format!("{side} reached a hard volume lifetime: {l}"));
+        }
+        // Renegotiation instead of a rekey: an IKE SA went down (other
+        // than the duplicate of both daemons initiating at start-up).
+        if let Some(l) = logged_lines(log, ": IKE SA ")
+            .iter()
+            .find(|l| l.contains(" down:") && !l.contains("duplicate of"))
+        {
+            problems.push(format!("{side}: {l}"));
+        }
+    }
+    eprintln!("volume lifetime {KILOBYTES} KB: A logged {rekeys} Child SA rekeys, {soft} soft volume limits");
+    assert!(
+        problems.is_empty(),
+        "lifetime kilobytes {KILOBYTES}, {MBITS} Mbit/s for {SECS} s:\n- {}\n\n{}\n{}",
+        problems.join("\n- "),
+        lifecycle_lines("A", &la),
+        lifecycle_lines("B", &lb),
+    );
 }

@@ -65,6 +65,7 @@ fn charon_initiates_child_and_ike_rekeys_with_pfs_and_no_ping_is_lost() {
             ike_secs: Some(120),
             child_secs: Some(40),
             dpd: None,
+            child_kilobytes: None,
         },
         swan: SwanLifetimes {
             ike_rekey_secs: Some(25),
@@ -87,6 +88,7 @@ fn xrsec_initiates_child_and_ike_rekeys_with_pfs_and_no_ping_is_lost() {
             ike_secs: Some(25),
             child_secs: Some(12),
             dpd: None,
+            child_kilobytes: None,
         },
         swan: SwanLifetimes {
             ike_rekey_secs: Some(3600),

@@ -99,6 +99,9 @@ pub struct XrLifetimes {
     pub child_secs: Option<u32>,
     /// `ikev2 profile` `dpd INTERVAL RETRIES`.
     pub dpd: Option<(u32, u32)>,
+    /// `ipsec profile` `set security-association lifetime kilobytes N` (at
+    /// least 2,560).
+    pub child_kilobytes: Option<u64>,
 }
 
 /// One router's configuration in the running-config form, tunnel-ip1 from
@@ -162,6 +165,9 @@ pub fn router_config_with(
     }
     if let Some(secs) = lifetimes.child_secs {
         let _ = writeln!(s, " set security-association lifetime seconds {secs}");
+    }
+    if let Some(kb) = lifetimes.child_kilobytes {
+        let _ = writeln!(s, " set security-association lifetime kilobytes {kb}");
     }
     let _ = writeln!(s, "!");
     let _ = writeln!(
@@ -390,6 +396,7 @@ mod tests {
             ike_secs: Some(25),
             child_secs: Some(10),
             dpd: Some((2, 3)),
+            child_kilobytes: None,
         };
         let text = router_config_with(a, b, inner, &XrSuite::seed(), &lifetimes);
         assert!(

@@ -737,7 +737,7 @@ impl Daemon {
             keys_out: child.keys_out,
             esn: child.esn,
             replay_window: child.replay_window,
-            lifetime: volume_lifetime(child.lifetime_kilobytes),
+            lifetime: volume_lifetime(child.lifetime_kilobytes, child.spi_in),
             encap,
         };
         // A rekey the peer started: only the inbound half now, the
@@ -1146,14 +1146,18 @@ impl Daemon {
     }
 }
 
-/// The dataplane's volume limits from `lifetime kilobytes`: the soft limit at
-/// 90% (rekeying, once it exists, happens there).
-fn volume_lifetime(kilobytes: Option<u64>) -> Lifetime {
+/// The dataplane's volume limits from `lifetime kilobytes`: the hard limit
+/// there, the soft one (where the rekey starts) at 85-94% of it. Both ends
+/// count the same bytes, so the same percentage would start both rekeys at
+/// once, every time (a collision, RFC 7296 2.8.1); each end takes its own
+/// from its inbound SPI, random and different on the two ends.
+fn volume_lifetime(kilobytes: Option<u64>, spi_in: u32) -> Lifetime {
     match kilobytes {
         Some(kb) => {
             let hard = kb.saturating_mul(1024);
+            let percent = 85 + u64::from(spi_in % 10);
             Lifetime {
-                soft_bytes: hard / 10 * 9,
+                soft_bytes: hard / 100 * percent,
                 hard_bytes: hard,
                 ..Lifetime::UNLIMITED
             }
