@@ -800,6 +800,29 @@ impl IkeSa {
         if local_ts.is_empty() || remote_ts.is_empty() {
             return refuse(notify::TS_UNACCEPTABLE);
         }
+        // The peer rekeys it a second time (its first rekey failed on its
+        // side): the newest request stands, the SA of the first one, never
+        // switched on, goes.
+        if let Some(prev) = est.children[pos].rekeyed_by_peer.take() {
+            if let Some(p) = est
+                .children
+                .iter()
+                .position(|c| c.spi_in == prev.new_spi_in && c.outbound_pending)
+            {
+                let c = est.children.remove(p);
+                ctx.child_spis.remove(&c.spi_in);
+                ctx.event(Event::ChildSaDown {
+                    id,
+                    tunnel,
+                    spi_in: c.spi_in,
+                    spi_out: c.spi_out,
+                    reason: DownReason::RekeyCollision,
+                });
+            }
+        }
+        let Some(pos) = est.children.iter().position(|c| c.spi_out == old_spi_out) else {
+            return refuse(notify::CHILD_SA_NOT_FOUND);
+        };
         // Our own rekey of it queued but not sent: the peer's does the job.
         if est.children[pos].rekeying && est.our_rekey.is_none() {
             let spi = est.children[pos].spi_in;
