@@ -67,6 +67,8 @@ pub(crate) struct Daemon {
     /// IKE SAs we deleted on purpose (clear, shutdown): their going down is
     /// not a failure.
     deleting: Vec<IkeSaId>,
+    /// IKE SAs that carried a Child SA at some point.
+    carried_child: HashSet<IkeSaId>,
     /// For the readers of sockets opened after start (reload).
     tx: mpsc::UnboundedSender<Input>,
     /// IKE SAs whose keys `--save-keys` wrote.
@@ -123,6 +125,7 @@ pub(crate) async fn run(args: Args, config: Config) -> Result<(), String> {
         next_sa_id: 1,
         keys,
         deleting: Vec::new(),
+        carried_child: HashSet::new(),
         tx: tx.clone(),
         keys_saved: HashSet::new(),
     };
@@ -563,6 +566,9 @@ impl Daemon {
                         }
                     }
                 }
+                if self.carried_child.remove(&old) {
+                    self.carried_child.insert(new);
+                }
                 info!(
                     "{name}: IKE SA {} rekeyed: now IKE SA {} ({}, SPIs {:016x}/{:016x})",
                     old.0, new.0, info.algorithms, info.spi_i, info.spi_r
@@ -582,6 +588,7 @@ impl Daemon {
                 let name = self.tunnel_name(tunnel);
                 let deliberate = self.deleting.contains(&id);
                 self.deleting.retain(|d| *d != id);
+                let carried_child = self.carried_child.remove(&id);
                 info!("{name}: IKE SA {} down: {reason}", id.0);
                 if let Some(i) = self.tunnel_index(tunnel) {
                     let has_sa = self
@@ -591,7 +598,11 @@ impl Daemon {
                         .any(|s| s.tunnel == tunnel && s.id != id);
                     if !has_sa && self.tunnels[i].children.is_empty() {
                         let t = &mut self.tunnels[i];
+                        // An IKE SA whose Child SA was refused, deleted by
+                        // the peer for that: the refusal stays the reason.
+                        let childless_after_failure = !carried_child && t.last_error.is_some();
                         if deliberate
+                            || childless_after_failure
                             || matches!(
                                 reason,
                                 DownReason::LocalDelete | DownReason::Duplicate { .. }
@@ -752,6 +763,7 @@ impl Daemon {
             self.endpoint.delete_ike_sa(now, child.ike_sa);
             return;
         }
+        self.carried_child.insert(child.ike_sa);
         let sa_id = self.next_sa_id;
         self.next_sa_id = self.next_sa_id.wrapping_add(1).max(1);
         let t = &mut self.tunnels[i];
