@@ -832,7 +832,8 @@ impl<R: CryptoRngCore> Endpoint<R> {
             };
             self.by_spi.insert(our_spi, id);
             if r.took_children {
-                self.rekey_announced(r.old, &sa);
+                let event = self.rekey_event(r.old, &sa);
+                self.out.events.extend(event);
             }
             self.sas.insert(id, sa);
         }
@@ -844,30 +845,21 @@ impl<R: CryptoRngCore> Endpoint<R> {
         for a in std::mem::take(&mut self.out.adopt) {
             let from = a.from;
             // The target went meanwhile: the Child SAs stay where they were.
-            let to = match self.by_spi.get(&a.to_spi) {
-                Some(&to) if self.sas.get(&to).is_some_and(IkeSa::is_established) => to,
-                _ => {
-                    if let Some(sa) = self.sas.get_mut(&from) {
-                        let mut ctx = ctx!(self, now);
-                        sa.adopt(&mut ctx, a);
-                    }
-                    continue;
-                }
-            };
+            let to = self
+                .by_spi
+                .get(&a.to_spi)
+                .copied()
+                .filter(|to| self.sas.get(to).is_some_and(IkeSa::is_established))
+                .unwrap_or(from);
             if let Some(sa) = self.sas.get_mut(&to) {
                 let mut ctx = ctx!(self, now);
                 sa.adopt(&mut ctx, a);
             }
-            if let Some(sa) = self.sas.get(&to) {
+            if let Some(sa) = self.sas.get(&to).filter(|_| to != from) {
                 let event = self.rekey_event(from, sa);
                 self.out.events.extend(event);
             }
         }
-    }
-
-    fn rekey_announced(&mut self, old: IkeSaId, new: &IkeSa) {
-        let event = self.rekey_event(old, new);
-        self.out.events.extend(event);
     }
 
     fn rekey_event(&self, old: IkeSaId, new: &IkeSa) -> Option<Event> {
@@ -1102,22 +1094,15 @@ impl<R: CryptoRngCore> Endpoint<R> {
     /// Rekeys the Child SA with this inbound SPI now (the dataplane's soft
     /// volume lifetime, `lifetime kilobytes`); time lifetimes need no call.
     pub fn rekey_child_sa(&mut self, now: Instant, spi_in: u32) {
-        let Some(id) = self.owner_of_child(spi_in) else {
-            return;
-        };
-        if let Some(sa) = self.sas.get_mut(&id) {
-            let mut ctx = ctx!(self, now);
-            if sa.rekey_child(&mut ctx, spi_in) {
-                sa.handle_timeout(&mut ctx);
-            }
+        if let Some(id) = self.owner_of_child(spi_in) {
+            self.timers_now(now, id, |sa| sa.rekey_now(now, Some(spi_in)));
         }
-        self.after(now, id);
     }
 
     /// Rekeys IKE SA `id` now (it also happens by itself at 80-90% of the
     /// tunnel's IKE SA lifetime).
     pub fn rekey_ike_sa(&mut self, now: Instant, id: IkeSaId) {
-        self.request(now, id, Request::RekeyIke);
+        self.timers_now(now, id, |sa| sa.rekey_now(now, None));
     }
 
     /// Ends the Child SA with this inbound SPI as at its hard lifetime (the
@@ -1125,12 +1110,16 @@ impl<R: CryptoRngCore> Endpoint<R> {
     /// out): replaced if a rekey has its successor ready, else its IKE SA
     /// is deleted and the tunnel can be negotiated anew.
     pub fn expire_child_sa(&mut self, now: Instant, spi_in: u32) {
-        let Some(id) = self.owner_of_child(spi_in) else {
-            return;
-        };
+        if let Some(id) = self.owner_of_child(spi_in) {
+            self.timers_now(now, id, |sa| sa.expire_child(now, spi_in));
+        }
+    }
+
+    /// Changes a timer of SA `id` with `f` and runs its timers at once.
+    fn timers_now(&mut self, now: Instant, id: IkeSaId, f: impl FnOnce(&mut IkeSa)) {
         if let Some(sa) = self.sas.get_mut(&id) {
+            f(sa);
             let mut ctx = ctx!(self, now);
-            sa.expire_child(&mut ctx, spi_in);
             sa.handle_timeout(&mut ctx);
         }
         self.after(now, id);

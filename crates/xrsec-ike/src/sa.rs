@@ -2079,6 +2079,7 @@ impl IkeSa {
             &s.ni,
             &s.nr,
             &payloads,
+            None,
         ) {
             Ok((child, event)) => {
                 est.children.push(child);
@@ -2106,6 +2107,7 @@ impl IkeSa {
         ni: &[u8],
         nr: &[u8],
         payloads: &[Payload],
+        g_ir: Option<&xrsec_crypto::SharedSecret>,
     ) -> Result<(Child, ChildSa), FailureReason> {
         if let Some(n) = error_notify(payloads) {
             return Err(match n {
@@ -2128,7 +2130,7 @@ impl IkeSa {
         let tsr = find_payload!(payloads, TsR);
         let (Some(sa), Some(tsi), Some(tsr)) = (sa, tsi, tsr) else {
             return Err(FailureReason::InvalidSyntax {
-                detail: "IKE_AUTH response without SA, TSi or TSr".into(),
+                detail: "response without SA, TSi or TSr".into(),
             });
         };
         let accepted = proposal::accept_esp_reply(offer, sa)
@@ -2163,7 +2165,7 @@ impl IkeSa {
             nr,
             local_ts,
             remote_ts,
-            None,
+            g_ir,
         ))
     }
 
@@ -2795,27 +2797,9 @@ impl IkeSa {
                             self.queued.push_back(req);
                         }
                     }
-                    Request::RekeyIke => {
-                        if !est.ike_rekeying && self.superseded.is_none() {
-                            est.ike_rekeying = true;
-                            self.queued.push_back(req);
-                        }
-                    }
-                    Request::RekeyChild { spi_in } => {
-                        let busy = est.our_rekey.is_some()
-                            || self
-                                .queued
-                                .iter()
-                                .any(|r| matches!(r, Request::RekeyChild { .. }));
-                        if let Some(c) = est.children.iter_mut().find(|c| {
-                            c.spi_in == spi_in && !c.rekeying && c.rekeyed_by_peer.is_none()
-                        }) {
-                            if !busy {
-                                c.rekeying = true;
-                                self.queued.push_back(req);
-                            }
-                        }
-                    }
+                    // Rekeys start from the lifetime timers only (see
+                    // `rekey_now`), which know what else is under way.
+                    Request::RekeyIke | Request::RekeyChild { .. } => {}
                     Request::Liveness => {
                         if !self.queued.contains(&req)
                             && self

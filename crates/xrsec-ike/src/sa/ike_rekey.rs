@@ -15,7 +15,7 @@
 //! that started it; the Child SAs go to the other one, which may be the
 //! peer's, already in the table: [`Adoption`].
 
-use super::rekey::lowest_is_ours;
+use super::rekey::{lowest_is_ours, retry_delay};
 use super::*;
 use xrsec_crypto::skeyseed_rekey;
 
@@ -226,8 +226,7 @@ impl IkeSa {
                     self.resolve_peer_won(ctx, &mut est);
                 } else if n == Some(notify::TEMPORARY_FAILURE) {
                     // RFC 7296 2.25: again after a short random delay.
-                    let delay = Duration::from_millis(500 + u64::from(ctx.rng.next_u32() % 2000));
-                    est.times.rekey_at = (ctx.now + delay).min(est.times.expire_at);
+                    est.times.rekey_at = (ctx.now + retry_delay(ctx)).min(est.times.expire_at);
                 } else {
                     // The hard lifetime renegotiates from scratch.
                     est.times.rekey_at = est.times.expire_at;

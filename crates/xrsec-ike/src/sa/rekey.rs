@@ -84,6 +84,12 @@ pub(crate) struct OurChildRekey {
     offer: SaPayload,
 }
 
+/// RFC 7296 2.25: after a TEMPORARY_FAILURE, a rekey is tried again after
+/// a short random delay (0.5-2.5 s).
+pub(super) fn retry_delay<R: CryptoRngCore>(ctx: &mut Ctx<'_, R>) -> Duration {
+    Duration::from_millis(500 + u64::from(ctx.rng.next_u32() % 2000))
+}
+
 /// RFC 7296 2.8.1: the exchange holding the lowest of the four nonces
 /// created the redundant SA. Nonces compare as unsigned big-endian numbers
 /// of their bytes, then by length: both ends rank them alike.
@@ -335,34 +341,29 @@ impl IkeSa {
         State::Established(est)
     }
 
-    /// A rekey of a Child SA, asked for by the daemon (a volume soft
-    /// lifetime in the dataplane). `false` when there is no such Child SA
-    /// or it is already being rekeyed.
-    pub(crate) fn rekey_child<R: CryptoRngCore>(
-        &mut self,
-        ctx: &mut Ctx<'_, R>,
-        spi_in: u32,
-    ) -> bool {
+    /// Makes the rekey of Child SA `child` (or, with `None`, of the IKE SA
+    /// itself) due now; the timers start it as soon as nothing else is
+    /// under way (a rekey already running for it makes this a no-op).
+    pub(crate) fn rekey_now(&mut self, now: Instant, child: Option<u32>) {
         let State::Established(est) = &mut self.state else {
-            return false;
+            return;
         };
-        let Some(c) = est
-            .children
-            .iter_mut()
-            .find(|c| c.spi_in == spi_in && !c.rekeying && c.rekeyed_by_peer.is_none())
-        else {
-            return false;
-        };
-        c.times.rekey_at = c.times.rekey_at.min(ctx.now);
-        true
+        match child {
+            Some(spi_in) => {
+                for c in est.children.iter_mut().filter(|c| c.spi_in == spi_in) {
+                    c.times.rekey_at = c.times.rekey_at.min(now);
+                }
+            }
+            None => est.times.rekey_at = est.times.rekey_at.min(now),
+        }
     }
 
     /// Ends a Child SA at once (a volume hard lifetime in the dataplane):
-    /// like a hard lifetime in time.
-    pub(crate) fn expire_child<R: CryptoRngCore>(&mut self, ctx: &mut Ctx<'_, R>, spi_in: u32) {
+    /// its hard lifetime is due now; the timers act on it.
+    pub(crate) fn expire_child(&mut self, now: Instant, spi_in: u32) {
         if let State::Established(est) = &mut self.state {
             for c in est.children.iter_mut().filter(|c| c.spi_in == spi_in) {
-                c.times.expire_at = c.times.expire_at.min(ctx.now);
+                c.times.expire_at = c.times.expire_at.min(now);
             }
         }
     }
@@ -509,19 +510,20 @@ impl IkeSa {
         };
         let (mut child, mut event, nr) = match result {
             Ok(v) => v,
-            Err((n, reason)) => {
+            Err(reason) => {
                 ctx.child_spis.remove(&rk.new_spi_in);
                 ctx.log(Some(id), || {
                     format!("Child SA 0x{:08x}: rekey failed: {reason}", rk.old_spi_in)
                 });
                 let Some(pos) = old else { return };
                 let c = &mut est.children[pos];
-                match n {
+                match reason {
                     // RFC 7296 2.25: try again after a short random delay.
-                    Some(notify::TEMPORARY_FAILURE) | Some(notify::CHILD_SA_NOT_FOUND) => {
-                        let delay =
-                            Duration::from_millis(500 + u64::from(ctx.rng.next_u32() % 2000));
-                        c.times.rekey_at = (ctx.now + delay).min(c.times.expire_at);
+                    FailureReason::PeerNotify {
+                        notify_type: notify::TEMPORARY_FAILURE | notify::CHILD_SA_NOT_FOUND,
+                        ..
+                    } => {
+                        c.times.rekey_at = (ctx.now + retry_delay(ctx)).min(c.times.expire_at);
                     }
                     // Settings that disagree do not heal by retrying: the
                     // hard lifetime renegotiates the tunnel, and that
@@ -592,8 +594,9 @@ impl IkeSa {
         }
     }
 
-    /// Checks the response to our rekey and derives the new Child SA.
-    #[allow(clippy::type_complexity)]
+    /// Checks the response to our rekey and derives the new Child SA: as
+    /// the first Child SA's ([`IkeSa::accept_child`]), with the response's
+    /// nonce and, with PFS, the new DH value in the keys.
     fn accept_rekey_reply<R: CryptoRngCore>(
         &self,
         ctx: &mut Ctx<'_, R>,
@@ -601,49 +604,23 @@ impl IkeSa {
         keyed: &Keyed,
         rk: &OurChildRekey,
         payloads: &[Payload],
-    ) -> Result<(Child, ChildSa, Vec<u8>), (Option<u16>, FailureReason)> {
-        if let Some(n) = error_notify(payloads) {
-            let reason = match n {
-                notify::NO_PROPOSAL_CHOSEN => FailureReason::NoProposalChosen {
-                    sa: SaKind::Child,
-                    ours: proposal::describe_offer(&rk.offer),
-                    theirs: None,
-                },
-                n => FailureReason::PeerNotify {
-                    notify_type: n,
-                    name: notify::name(n),
-                },
-            };
-            return Err((Some(n), reason));
-        }
-        let syntax = |detail: &str| {
-            (
-                None,
-                FailureReason::InvalidSyntax {
-                    detail: detail.to_string(),
-                },
-            )
+    ) -> Result<(Child, ChildSa, Vec<u8>), FailureReason> {
+        let syntax = |detail: &str| FailureReason::InvalidSyntax {
+            detail: detail.to_string(),
         };
-        let sa = find_payload!(payloads, Sa);
-        let nr = find_payload!(payloads, Nonce);
-        let tsi = find_payload!(payloads, TsI);
-        let tsr = find_payload!(payloads, TsR);
-        let (Some(sa), Some(nr), Some(tsi), Some(tsr)) = (sa, nr, tsi, tsr) else {
-            return Err(syntax(
-                "CREATE_CHILD_SA response without SA, nonce, TSi or TSr",
-            ));
+        let nr = match (error_notify(payloads), find_payload!(payloads, Nonce)) {
+            (None, None) => return Err(syntax("CREATE_CHILD_SA response without a nonce")),
+            (_, nr) => nr.cloned().unwrap_or_default(),
         };
-        let accepted = proposal::accept_esp_reply(&rk.offer, sa)
-            .map_err(|detail| (None, FailureReason::InvalidProposalReply { detail }))?;
-        let reply_groups: Vec<u16> = sa
-            .proposals
-            .iter()
-            .flat_map(|p| p.transforms.iter())
-            .filter(|x| x.transform_type == TransformType::Dh)
-            .map(|x| x.id)
-            .collect();
-        let g_ir: Option<SharedSecret> = match &rk.dh {
-            Some(dh) => {
+        let g_ir: Option<SharedSecret> = match (&rk.dh, error_notify(payloads)) {
+            (Some(dh), None) => {
+                let reply_groups: Vec<u16> = find_payload!(payloads, Sa)
+                    .into_iter()
+                    .flat_map(|sa| sa.proposals.iter())
+                    .flat_map(|p| p.transforms.iter())
+                    .filter(|x| x.transform_type == TransformType::Dh)
+                    .map(|x| x.id)
+                    .collect();
                 let ke = find_payload!(payloads, Ke)
                     .ok_or_else(|| syntax("CREATE_CHILD_SA response with PFS but no KE"))?;
                 if reply_groups != [dh.group().iana()] || ke.group != dh.group().iana() {
@@ -651,47 +628,24 @@ impl IkeSa {
                         "the CREATE_CHILD_SA response's DH group differs from our KE payload's",
                     ));
                 }
-                Some(dh.agree(&ke.data).map_err(|e| {
-                    (
-                        None,
-                        FailureReason::KeyExchange {
-                            detail: e.to_string(),
-                        },
-                    )
+                Some(dh.agree(&ke.data).map_err(|e| FailureReason::KeyExchange {
+                    detail: e.to_string(),
                 })?)
             }
-            None => None,
+            _ => None,
         };
-        let local_ts = narrow(&tsi.selectors, &vti_selectors());
-        let remote_ts = narrow(&tsr.selectors, &vti_selectors());
-        if local_ts.is_empty() || remote_ts.is_empty() {
-            return Err((
-                None,
-                FailureReason::TsUnacceptable {
-                    detail: format!(
-                        "the peer chose TSi {} / TSr {} for the rekeyed SA",
-                        describe_ts(&tsi.selectors),
-                        describe_ts(&tsr.selectors)
-                    ),
-                },
-            ));
-        }
-        let (child, event) = self.child_sa(
+        let (child, event) = self.accept_child(
             ctx,
             t,
             keyed,
-            Role::Initiator,
+            &rk.offer,
             rk.new_spi_in,
-            accepted.peer_spi,
-            accepted.suite,
-            accepted.esn,
             &rk.ni,
-            nr,
-            local_ts,
-            remote_ts,
+            &nr,
+            payloads,
             g_ir.as_ref(),
-        );
-        Ok((child, event, nr.clone()))
+        )?;
+        Ok((child, event, nr))
     }
 
     /// The peer's CREATE_CHILD_SA: a Child SA rekey is answered (RFC 7296
