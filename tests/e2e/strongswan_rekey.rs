@@ -148,6 +148,13 @@ fn rekeys(case: &Case) {
             MIN_CHILD_REKEYS + 1
         ));
     }
+    if ike_spis.len() < MIN_IKE_REKEYS + 1 {
+        problems.push(format!(
+            "charon listed {} IKE SA SPI pairs (at least {} expected): {ike_spis:x?}",
+            ike_spis.len(),
+            MIN_IKE_REKEYS + 1
+        ));
+    }
     let swan_log = lab.charon.log();
     let requests = rekey_requests(&swan_log);
     let (sent, received) = requests.split(case.rekeyer);

@@ -592,6 +592,16 @@ impl Dataplane {
         self.shared.sadb.remove_outbound(tunnel)
     }
 
+    /// Packets inbound SA `spi_in` accepted so far; `None` if it is not
+    /// installed.
+    pub fn inbound_packets(&self, spi_in: u32) -> Option<u64> {
+        self.shared
+            .sadb
+            .snapshot()
+            .inbound(spi_in)
+            .map(|sa| sa.counters().packets)
+    }
+
     /// Counters of every installed SA half.
     pub fn counters(&self) -> Vec<SaCounters> {
         let table = self.shared.sadb.snapshot();

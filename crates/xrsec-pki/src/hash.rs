@@ -10,9 +10,6 @@ use sha2::{Digest, Sha256, Sha384, Sha512};
 
 use crate::error::SignatureError;
 
-/// RFC 7427 4: the Notify Message Type of SIGNATURE_HASH_ALGORITHMS.
-pub const SIGNATURE_HASH_ALGORITHMS: u16 = 16431;
-
 /// A hash algorithm, numbered as in the IANA "IKEv2 Hash Algorithms"
 /// registry (RFC 7427 4).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -96,11 +96,6 @@ impl SignatureScheme {
         }
     }
 
-    /// Whether this scheme needs an RSA key (otherwise an ECDSA one).
-    pub fn is_rsa(&self) -> bool {
-        !matches!(self, Self::Ecdsa(_))
-    }
-
     /// The algorithm's usual name, e.g. "sha256WithRSAEncryption" or
     /// "RSASSA-PSS(SHA2-256, MGF1-SHA2-256, salt 32)".
     pub fn name(&self) -> String {

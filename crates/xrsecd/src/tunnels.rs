@@ -68,13 +68,9 @@ pub(crate) struct Tunnel {
 }
 
 impl Tunnel {
-    /// The Child SA the tunnel sends with (else the newest).
+    /// The Child SA the tunnel sends with.
     pub(crate) fn current(&self) -> Option<&Installed> {
-        self.children
-            .iter()
-            .rev()
-            .find(|c| c.outbound)
-            .or(self.children.last())
+        self.children.iter().find(|c| c.outbound)
     }
 
     /// Records a failure and schedules the next attempt: 2, 4, 8 ... 60 s.
