@@ -203,8 +203,9 @@ impl fmt::Display for SignatureError {
         match self {
             Self::UnsupportedAuthMethod(m) => write!(
                 f,
-                "AUTH method {m} is not a signature method supported here (1 and 14 are; 9 and \
-                 10 for ECDSA)"
+                "AUTH method {m} is not a signature method supported here: we take 1 (RSA \
+                 Digital Signature) and 14 (RFC 7427 Digital Signature, which also carries ECDSA); \
+                 the ECDSA methods 9-11 of RFC 4754 are not supported"
             ),
             Self::TruncatedAuthData => write!(
                 f,
@@ -387,7 +388,8 @@ impl fmt::Display for CertError {
             ),
             Self::EndEntityKeyUsage { subject } => write!(
                 f,
-                "certificate `{subject}` has a keyUsage extension without digitalSignature"
+                "certificate `{subject}` has a keyUsage extension with neither digitalSignature \
+                 nor nonRepudiation, so its key may not sign IKE AUTH (RFC 4945 5.1.3.2)"
             ),
             Self::PathLenExceeded {
                 subject,

@@ -252,6 +252,11 @@ fn rejects_end_entity_whose_key_usage_cannot_sign() {
         matches!(err, CertError::EndEntityKeyUsage { .. }),
         "{err:?}"
     );
+    let text = err.to_string();
+    assert!(
+        text.contains("neither digitalSignature nor nonRepudiation"),
+        "{text}"
+    );
 
     // nonRepudiation alone is enough (RFC 4945 5.1.3.2).
     params.key_usages = vec![KeyUsagePurpose::ContentCommitment];

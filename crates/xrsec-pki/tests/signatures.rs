@@ -286,6 +286,14 @@ fn unknown_auth_method_and_unknown_algorithm_are_named() {
         verify_auth(&public, 2, &[0; 20], OCTETS),
         Err(SignatureError::UnsupportedAuthMethod(2))
     );
+    // RFC 4754's ECDSA method: refused, and the message says what to use.
+    let err = verify_auth(&public, 9, &[0; 64], OCTETS).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "AUTH method 9 is not a signature method supported here: we take 1 (RSA Digital \
+         Signature) and 14 (RFC 7427 Digital Signature, which also carries ECDSA); the ECDSA \
+         methods 9-11 of RFC 4754 are not supported"
+    );
     // dsa-with-sha256 (RFC 7427 A.2.2): a valid identifier we do not verify.
     let mut data = vec![13];
     data.extend(hex("30 0b 06 09 60 86 48 01 65 03 04 03 02"));
