@@ -182,14 +182,101 @@ fn ike_auth_request_and_response_are_fragmented_with_cbc_and_the_sa_comes_up() {
     ike_auth_is_fragmented_both_ways(cbc, 2);
 }
 
+/// The plaintext a fragment carries at least, however small the fragment
+/// size (`MIN_FRAGMENT_PLAINTEXT` in `src/sa.rs`).
+const MIN_PIECE: usize = 64;
+/// The IKE header and the SK/SKF generic header, before the sealed bytes.
+const IKE_HEADER: usize = 28;
+const GENERIC_HEADER: usize = 4;
+/// Fragment Number and Total Fragments, after the SKF generic header.
+const FRAGMENT_NUMBERS: usize = 4;
+
+/// The plaintext length that `crypto` seals into `sealed` bytes (exact for
+/// GCM, the default suite: no padding).
+fn plain_len(crypto: &IkeCrypto, sealed: usize) -> usize {
+    let fits: Vec<usize> = (0..=sealed)
+        .filter(|&p| crypto.sealed_len(p) == sealed)
+        .collect();
+    let [p] = fits[..] else {
+        panic!("{sealed} sealed bytes: plaintext lengths {fits:?}");
+    };
+    p
+}
+
+/// Checks that `sent` (IKE_SA_INIT, then one IKE_AUTH message in
+/// fragments) cut the message whose unfragmented datagram is `whole` into
+/// pieces of `MIN_PIECE` bytes of plaintext, not into what `fragment_size`
+/// would allow.
+fn assert_cut_into_minimum_pieces(
+    who: &str,
+    sent: &[(SocketAddr, SocketAddr, Vec<u8>)],
+    whole: &[u8],
+    crypto: &IkeCrypto,
+    fragment_size: u16,
+) {
+    let whole_msg = Message::parse(whole).unwrap();
+    assert_eq!(whole_msg.header.exchange, ExchangeType::IkeAuth, "{who}");
+    assert!(whole_msg.encrypted.unwrap().fragment.is_none(), "{who}");
+    let message = plain_len(crypto, whole.len() - IKE_HEADER - GENERIC_HEADER);
+
+    let frags = fragments(sent);
+    let n = frags.len();
+    assert!(n >= 2, "{who}: IKE_AUTH went in {n} fragment(s)");
+    assert_eq!(sent.len(), 1 + n, "{who}: one transmission of IKE_AUTH");
+    for (i, (exchange, info)) in frags.iter().enumerate() {
+        assert_eq!(*exchange, ExchangeType::IkeAuth, "{who}");
+        assert_eq!(usize::from(info.number), i + 1, "{who}");
+        assert_eq!(usize::from(info.total), n, "{who}");
+    }
+    let lens: Vec<usize> = sent[1..].iter().map(|(_, _, d)| d.len()).collect();
+    let pieces: Vec<usize> = lens
+        .iter()
+        .map(|&l| plain_len(crypto, l - IKE_HEADER - GENERIC_HEADER - FRAGMENT_NUMBERS))
+        .collect();
+    // All but the last fragment are the same datagram, larger than the
+    // fragment size allows: the minimum piece decided, not the size.
+    let (last, full) = lens.split_last().unwrap();
+    assert!(full.iter().all(|l| l == &lens[0]), "{who}: {lens:?}");
+    assert!(last <= &lens[0], "{who}: {lens:?}");
+    assert!(
+        lens[0] + IP_UDP > usize::from(fragment_size),
+        "{who}: {lens:?} fit the fragment size {fragment_size}"
+    );
+    // Each carries exactly the minimum, the last what remains; together
+    // the message, in as many fragments as the minimum piece implies.
+    let (rest, full_pieces) = pieces.split_last().unwrap();
+    assert!(
+        full_pieces.iter().all(|&p| p == MIN_PIECE),
+        "{who}: pieces {pieces:?}"
+    );
+    assert!((1..=MIN_PIECE).contains(rest), "{who}: pieces {pieces:?}");
+    assert_eq!(pieces.iter().sum::<usize>(), message, "{who}: {pieces:?}");
+    assert_eq!(n, message.div_ceil(MIN_PIECE), "{who}: {pieces:?}");
+}
+
 #[test]
 fn a_tiny_fragment_size_still_fragments_with_at_least_the_minimum_piece() {
-    let mut sim = pair_with(sized(100), sized(100), 3);
+    const TINY: u16 = 100;
+    // The same negotiation with the default size, whose IKE_AUTH messages
+    // go whole: their size is the messages' size.
+    let mut whole = pair_with(opts(), opts(), 3);
+    whole.handshake();
+    assert_eq!(whole.a.sent.len(), 2);
+    assert_eq!(whole.b.sent.len(), 2);
+
+    let mut sim = pair_with(sized(TINY), sized(TINY), 3);
     sim.handshake();
+    assert_eq!(sim.a.ike_up().len(), 1);
+    assert_eq!(sim.b.ike_up().len(), 1);
     assert_same_keys(&sim);
-    let frags = fragments(&sim.a.sent);
-    assert!(frags.len() >= 2);
-    assert!(fragments(&sim.b.sent).len() >= 2);
+    // Both directions use the negotiated algorithms: A's sealing sizes
+    // are B's too.
+    let crypto = Forger::new(&sim, sim.a.ike_up()[0]).send;
+    // With that size, a fragment would have room for less than the minimum.
+    let sealed_room = usize::from(TINY) - IP_UDP - IKE_HEADER - GENERIC_HEADER - FRAGMENT_NUMBERS;
+    assert!(crypto.sealed_len(MIN_PIECE) > sealed_room);
+    assert_cut_into_minimum_pieces("A", &sim.a.sent, &whole.a.sent[1].2, &crypto, TINY);
+    assert_cut_into_minimum_pieces("B", &sim.b.sent, &whole.b.sent[1].2, &crypto, TINY);
 }
 
 /// Drops the first transmission of fragment `number` in each direction.

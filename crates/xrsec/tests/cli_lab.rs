@@ -323,14 +323,62 @@ fn lab_with_a_broken_configuration_points_at_the_error_and_leaves_nothing() {
     assert_eq!(leftovers_of(pid), Vec::<String>::new());
 }
 
+/// The unprivileged user the root check is tried as when the tests run as
+/// root (nobody/nogroup on Debian).
+const UNPRIVILEGED: u32 = 65534;
+
+/// A copy of this build's xrsec in a fresh directory any user can reach
+/// (the build directory may be under /root); removed on drop.
+struct PublicCopy {
+    dir: PathBuf,
+    binary: PathBuf,
+}
+
+impl PublicCopy {
+    fn new() -> Self {
+        use std::os::unix::fs::PermissionsExt;
+        let dir =
+            std::env::temp_dir().join(format!("xrsec-cli-lab-unprivileged-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir).expect("create the directory for the copy");
+        let copy = Self {
+            binary: dir.join("xrsec"),
+            dir,
+        };
+        std::fs::set_permissions(&copy.dir, std::fs::Permissions::from_mode(0o755))
+            .expect("make the directory reachable");
+        std::fs::copy(xrsec(), &copy.binary).expect("copy xrsec");
+        std::fs::set_permissions(&copy.binary, std::fs::Permissions::from_mode(0o755))
+            .expect("make the copy executable");
+        copy
+    }
+}
+
+impl Drop for PublicCopy {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 #[test]
 fn lab_and_bench_need_root_and_say_so() {
-    if is_root() {
-        eprintln!("skipped: runs only when not root");
-        return;
-    }
+    // As root (as in CI), the check is tried as an unprivileged user, with
+    // a copy of xrsec that user can run; it needs nothing beside it, since
+    // the root check comes first.
+    let copy = is_root().then(PublicCopy::new);
     for sub in ["lab", "bench"] {
-        let output = command(&xrsec()).arg(sub).output().expect("run xrsec");
+        let mut cmd = match &copy {
+            Some(copy) => {
+                use std::os::unix::process::CommandExt;
+                let mut cmd = command(&copy.binary);
+                cmd.uid(UNPRIVILEGED)
+                    .gid(UNPRIVILEGED)
+                    .current_dir(&copy.dir);
+                cmd
+            }
+            None => command(&xrsec()),
+        };
+        let output = cmd.arg(sub).output().expect("run xrsec");
         assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
         assert!(
             text(&output.stderr).contains("needs root"),
