@@ -581,6 +581,18 @@ impl Dataplane {
         Ok(())
     }
 
+    /// Sends a tunnel's ESP in UDP to the peer's new UDP `port` from the
+    /// next batch on, with the same SA (keys, sequence numbers, counters):
+    /// the peer's NAT gave it a new mapping (RFC 7296 2.23). `false` if the
+    /// tunnel has no outbound SA or it is native ESP.
+    pub fn move_peer_port(&self, tunnel: TunnelId, port: u16) -> bool {
+        self.shared
+            .sadb
+            .snapshot()
+            .outbound(tunnel)
+            .is_some_and(|sa| sa.move_peer_port(port))
+    }
+
     /// Deletes an inbound SA; `false` if there was none.
     pub fn delete_inbound_sa(&self, spi_in: u32) -> bool {
         self.shared.sadb.remove_inbound(spi_in)

@@ -16,7 +16,7 @@
 //! packets is exact, on bytes a batch may overshoot it by its own size.
 
 use std::net::Ipv4Addr;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU16, Ordering::Relaxed};
 use std::sync::Mutex;
 
 use crossbeam_channel::Sender;
@@ -163,7 +163,12 @@ pub struct OutboundSa {
     pub(crate) spi: u32,
     pub(crate) suite: EspSuite,
     pub(crate) esn: bool,
+    /// Native or UDP as installed; for UDP the peer's port is `peer_port`.
     pub(crate) encap: Encap,
+    /// The peer's UDP port (ESP in UDP), which a NAT rebinding may move
+    /// while the SA is in use ([`OutboundSa::move_peer_port`]); read once
+    /// per batch.
+    peer_port: AtomicU16,
     pub(crate) peer: Ipv4Addr,
     pub(crate) lifetime: Lifetime,
     /// Largest inner packet whose ESP packet fits the path MTU.
@@ -214,6 +219,10 @@ impl OutboundSa {
             suite: spec.suite,
             esn: spec.esn,
             encap: spec.encap,
+            peer_port: AtomicU16::new(match spec.encap {
+                Encap::Udp { peer_port } => peer_port,
+                Encap::Native => 0,
+            }),
             peer,
             lifetime: spec.lifetime,
             max_inner: max_inner_len(&spec.suite, spec.encap, path_mtu),
@@ -240,9 +249,27 @@ impl OutboundSa {
         &self.suite
     }
 
-    /// Native or UDP.
+    /// Native or UDP (to the peer's current port).
     pub fn encap(&self) -> Encap {
-        self.encap
+        match self.encap {
+            Encap::Native => Encap::Native,
+            Encap::Udp { .. } => Encap::Udp {
+                peer_port: self.peer_port.load(Relaxed),
+            },
+        }
+    }
+
+    /// Sends ESP in UDP to the peer's `port` from now on (a NAT rebinding,
+    /// RFC 7296 2.23), with the same keys and sequence numbers. `false` for
+    /// native ESP, which has no port.
+    pub fn move_peer_port(&self, port: u16) -> bool {
+        match self.encap {
+            Encap::Native => false,
+            Encap::Udp { .. } => {
+                self.peer_port.store(port, Relaxed);
+                true
+            }
+        }
     }
 
     /// The peer's underlay address.

@@ -706,6 +706,138 @@ fn ike_helper_in_a_namespace() {
     dp.shutdown();
 }
 
+const MOVE_HELPER_ENV: &str = "XRSEC_ESP_MOVE_HELPER";
+
+/// After `Dataplane::move_peer_port` (the peer's NAT rebound), a tunnel's
+/// ESP in UDP goes to the new port with the same SA: same SPI, the
+/// sequence numbers going on, nothing more to the old port. Runs in a
+/// namespace of its own, as above.
+#[test]
+fn esp_in_udp_follows_the_peer_to_its_new_port_with_the_same_sa() {
+    require_root_and_tools();
+    let lab = Lab::new();
+    let exe = std::env::current_exe().unwrap();
+    let out = run(lab
+        .cmd(0, exe.to_str().unwrap())
+        .args([
+            "--exact",
+            "move_helper_in_a_namespace",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env(MOVE_HELPER_ENV, "1"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("1 passed"), "the helper ran:\n{text}");
+}
+
+#[test]
+#[ignore = "run inside a namespace by esp_in_udp_follows_the_peer_to_its_new_port_with_the_same_sa"]
+fn move_helper_in_a_namespace() {
+    use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+    use xrsec_crypto::{Encr, EspKeys, EspSuite, SecretBytes};
+    use xrsec_esp::{Dataplane, DataplaneOptions, Encap, Lifetime, SaSpec, TunnelSpec};
+    assert!(
+        std::env::var_os(MOVE_HELPER_ENV).is_some(),
+        "only inside the namespace"
+    );
+    // The "peer" is this host: two UDP sockets stand for its old and new
+    // NAT mappings and see what the tunnel sends.
+    let local = Ipv4Addr::new(10, 99, 0, 1);
+    let old = UdpSocket::bind(SocketAddrV4::new(local, 0)).unwrap();
+    let new = UdpSocket::bind(SocketAddrV4::new(local, 0)).unwrap();
+    for s in [&old, &new] {
+        s.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+    }
+    let port = |s: &UdpSocket| s.local_addr().unwrap().port();
+    let dp = Dataplane::start(DataplaneOptions {
+        local,
+        native: false,
+        ..DataplaneOptions::default()
+    })
+    .unwrap();
+    let tunnel = dp
+        .add_tunnel(TunnelSpec {
+            ifname: "tunnel-ip1".into(),
+            address: Ipv4Addr::new(192, 0, 2, 1),
+            prefix_len: 30,
+            mtu: None,
+            local,
+            remote: local,
+        })
+        .unwrap();
+    let suite = EspSuite::new(Encr::AesGcm16_128, None).unwrap();
+    let keys = EspKeys {
+        encr: SecretBytes::new(&[7; 20]),
+        integ: SecretBytes::new(&[]),
+    };
+    dp.install_sa(
+        tunnel,
+        SaSpec {
+            spi_in: 0x1001,
+            spi_out: 0x2002,
+            suite,
+            keys_in: keys.clone(),
+            keys_out: keys,
+            esn: false,
+            replay_window: 64,
+            lifetime: Lifetime::UNLIMITED,
+            encap: Encap::Udp {
+                peer_port: port(&old),
+            },
+        },
+    )
+    .unwrap();
+    // Inner packets: UDP datagrams to the tunnel's far end, routed into the
+    // TUN. Returns the (SPI, sequence number) of the first ESP packet
+    // `at` receives, or None.
+    let sender = UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 1), 0)).unwrap();
+    let esp_at = |at: &UdpSocket| -> Option<(u32, u32)> {
+        let mut buf = [0u8; 2048];
+        for _ in 0..10 {
+            sender
+                .send_to(b"inner", SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 2), 9))
+                .unwrap();
+            if let Ok(n) = at.recv(&mut buf) {
+                assert!(n > 8, "an ESP packet, not a marker or keepalive");
+                let spi = u32::from_be_bytes(buf[..4].try_into().unwrap());
+                let seq = u32::from_be_bytes(buf[4..8].try_into().unwrap());
+                return Some((spi, seq));
+            }
+        }
+        None
+    };
+    let (spi, seq_before) = esp_at(&old).expect("ESP at the peer's first port");
+    assert_eq!(spi, 0x2002);
+    assert!(dp.move_peer_port(tunnel, port(&new)), "a UDP SA can move");
+    // Drain what was already on its way to the old port.
+    std::thread::sleep(Duration::from_millis(200));
+    while old.recv(&mut [0u8; 2048]).is_ok() {}
+    let (spi_after, seq_after) = esp_at(&new).expect("ESP at the peer's new port");
+    assert_eq!(spi_after, 0x2002, "the same SA");
+    assert!(
+        seq_after > seq_before,
+        "sequence numbers go on: {seq_before} then {seq_after}"
+    );
+    assert!(
+        old.recv(&mut [0u8; 2048]).is_err(),
+        "nothing more to the old port"
+    );
+    let status = dp
+        .counters()
+        .into_iter()
+        .find(|c| c.spi == 0x2002)
+        .expect("the outbound SA's counters");
+    assert_eq!(
+        status.encap,
+        Encap::Udp {
+            peer_port: port(&new)
+        },
+        "status shows the new port"
+    );
+    dp.shutdown();
+}
+
 #[test]
 fn packets_failing_the_icv_are_counted_and_nothing_reaches_the_tun() {
     require_root_and_tools();

@@ -671,16 +671,56 @@ impl Daemon {
             Event::PeerAddressChanged {
                 id,
                 tunnel,
-                local,
+                local: _,
                 remote,
-            } => {
-                warn!(
-                    "{}: IKE SA {}: the peer moved to {remote} (from our {local}); ESP keeps its old destination until the SA is renegotiated",
-                    self.tunnel_name(tunnel),
-                    id.0
-                );
-            }
+            } => self.peer_moved(id, tunnel, remote),
             other => debug!("IKE event {other:?}"),
+        }
+    }
+
+    /// The peer's NAT gave it a new mapping and the IKE SA followed it (RFC
+    /// 7296 2.23: on an authenticated message, NAT detected): ESP in UDP
+    /// follows too, with the same Child SAs, and so do Child SAs still
+    /// waiting for their outbound half. The destination address stays the
+    /// tunnel's: a peer whose address changes is reached again by a new
+    /// negotiation.
+    fn peer_moved(&mut self, id: IkeSaId, tunnel: TunnelId, remote: SocketAddr) {
+        let name = self.tunnel_name(tunnel);
+        let Some(i) = self.tunnel_index(tunnel) else {
+            return;
+        };
+        let SocketAddr::V4(to) = remote else {
+            return;
+        };
+        let t = &mut self.tunnels[i];
+        if t.remote != Some(*to.ip()) {
+            warn!(
+                "{name}: IKE SA {}: the peer now answers from {remote}, not from the tunnel destination; ESP stays addressed to {} until the SA is renegotiated",
+                id.0,
+                t.remote.map_or_else(|| "-".to_owned(), |r| r.to_string())
+            );
+            return;
+        }
+        let mut moved = false;
+        for c in t.children.iter_mut().filter(|c| c.udp_encap) {
+            c.remote = remote;
+            if let Some(Encap::Udp { peer_port }) = c.pending.as_mut().map(|s| &mut s.encap) {
+                *peer_port = to.port();
+            }
+            moved = true;
+        }
+        let esp_moved = moved
+            && match (t.esp, t.local.and_then(|l| self.dataplanes.get(&l))) {
+                (Some(esp), Some(dp)) => dp.move_peer_port(esp, to.port()),
+                _ => false,
+            };
+        if esp_moved {
+            info!(
+                "{name}: IKE SA {}: the peer moved to {remote} (its NAT rebound); ESP in UDP follows with the same SAs",
+                id.0
+            );
+        } else {
+            info!("{name}: IKE SA {}: the peer moved to {remote}", id.0);
         }
     }
 
