@@ -961,8 +961,14 @@ fn router_ruleset(r: &RouterConfig) -> String {
         forward.push_str(&format!(
             "\t\tiifname \"{ROUTER_B_SIDE}\" ct state new drop\n"
         ));
-        let to = r.nat_port.map(|p| format!(" to :{p}")).unwrap_or_default();
-        nat.push_str(&format!("\t\toifname \"{ROUTER_B_SIDE}\" masquerade{to}\n"));
+        // A port mapping needs a transport protocol match: UDP (IKE, ESP
+        // in UDP) gets the fixed port, the rest the plain masquerade.
+        if let Some(port) = r.nat_port {
+            nat.push_str(&format!(
+                "\t\toifname \"{ROUTER_B_SIDE}\" meta l4proto udp masquerade to :{port}\n"
+            ));
+        }
+        nat.push_str(&format!("\t\toifname \"{ROUTER_B_SIDE}\" masquerade\n"));
     }
     format!(
         "table ip {NFT_TABLE}\n\
@@ -1104,14 +1110,17 @@ mod tests {
         assert!(router_ruleset(&r).contains("oifname \"veth-b\" masquerade\n"));
         r.nat_port = Some(45000);
         let rebound = router_ruleset(&r);
+        // UDP first, to the port; the rest as before.
         assert!(
-            rebound.contains("oifname \"veth-b\" masquerade to :45000\n"),
+            rebound.contains(
+                "oifname \"veth-b\" meta l4proto udp masquerade to :45000\n\t\toifname \"veth-b\" masquerade\n"
+            ),
             "{rebound}"
         );
         assert!(rebound.contains("iifname \"veth-b\" ct state new drop"));
         // Declared, deleted and defined again: one atomic `nft -f`.
         assert!(rebound.starts_with("table ip xrsec_lab\ndelete table ip xrsec_lab\n"));
-        assert_eq!(rebound.matches("masquerade").count(), 1);
+        assert_eq!(rebound.matches("masquerade").count(), 2);
         // Without NAT the port means nothing.
         r.nat = false;
         assert!(!router_ruleset(&r).contains("masquerade"));
