@@ -24,6 +24,7 @@ pub const LAB_PACKAGES: &[&str] = &[
     "tshark",
     "iproute2",
     "nftables",
+    "conntrack",
     "iputils-ping",
 ];
 

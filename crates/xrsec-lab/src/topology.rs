@@ -74,6 +74,10 @@ pub struct RouterConfig {
     pub nat: bool,
     /// Percentage (0-100) of forwarded packets dropped, both directions.
     pub loss_percent: u8,
+    /// With `nat`, the source port every masqueraded flow gets (`masquerade
+    /// to :PORT`), or the kernel's choice (which keeps the host's own port
+    /// when it is free). Set by [`Topology::rebind_nat`].
+    pub nat_port: Option<u16>,
 }
 
 /// What to build.
@@ -115,6 +119,7 @@ impl TopologyConfig {
                 b_side: Ipv4Addr::new(10, 99, 1, 254),
                 nat,
                 loss_percent: 0,
+                nat_port: None,
             }),
             mtu: None,
         }
@@ -546,6 +551,39 @@ impl Topology {
         Ok(())
     }
 
+    /// Makes the NAT rebind, as one that forgot its mappings does: from now
+    /// on it masquerades to source port `port` (a fixed one, so that a's
+    /// next mapping differs from the old one even for the same flow), and
+    /// every UDP mapping it holds is forgotten (`conntrack -D -p udp`). a's
+    /// next UDP packet then opens a new mapping on `port`; until then, b's
+    /// packets to the old one are dropped (b cannot open mappings). Errors
+    /// without a masquerading router.
+    pub fn rebind_nat(&mut self, port: u16) -> Result<()> {
+        let mut r = match &self.config.router {
+            Some(r) if r.nat => r.clone(),
+            _ => return Err(LabError::new("rebind_nat: this topology has no NAT")),
+        };
+        r.nat_port = Some(port);
+        // The new rule first: a mapping made between the two steps would
+        // otherwise survive with the old port.
+        self.apply_router_rules(&r)?;
+        self.config.router = Some(r);
+        self.flush_udp_conntrack()
+    }
+
+    /// Deletes the router's UDP conntrack entries (its NAT mappings).
+    fn flush_udp_conntrack(&self) -> Result<()> {
+        let argv = ["conntrack", "-D", "-p", "udp"];
+        let output = self.exec(Node::Router, &argv)?;
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        // conntrack exits 1 when nothing matched ("0 flow entries have been
+        // deleted"): nothing to forget is fine.
+        if output.status.code() == Some(1) && stderr.contains("0 flow entries") {
+            return Ok(());
+        }
+        check(&format!("[r] {}", argv.join(" ")), output).map(drop)
+    }
+
     /// The configuration it was built from.
     pub fn config(&self) -> &TopologyConfig {
         &self.config
@@ -923,6 +961,13 @@ fn router_ruleset(r: &RouterConfig) -> String {
         forward.push_str(&format!(
             "\t\tiifname \"{ROUTER_B_SIDE}\" ct state new drop\n"
         ));
+        // A port mapping needs a transport protocol match: UDP (IKE, ESP
+        // in UDP) gets the fixed port, the rest the plain masquerade.
+        if let Some(port) = r.nat_port {
+            nat.push_str(&format!(
+                "\t\toifname \"{ROUTER_B_SIDE}\" meta l4proto udp masquerade to :{port}\n"
+            ));
+        }
         nat.push_str(&format!("\t\toifname \"{ROUTER_B_SIDE}\" masquerade\n"));
     }
     format!(
@@ -1057,5 +1102,27 @@ mod tests {
         assert!(full.contains("iifname \"veth-b\" ct state new drop"));
         r.loss_percent = 100;
         assert!(router_ruleset(&r).contains("\t\tdrop\n"));
+    }
+
+    #[test]
+    fn a_rebound_nat_masquerades_to_its_fixed_port_in_one_transaction() {
+        let mut r = TopologyConfig::routed(true).router.unwrap();
+        assert!(router_ruleset(&r).contains("oifname \"veth-b\" masquerade\n"));
+        r.nat_port = Some(45000);
+        let rebound = router_ruleset(&r);
+        // UDP first, to the port; the rest as before.
+        assert!(
+            rebound.contains(
+                "oifname \"veth-b\" meta l4proto udp masquerade to :45000\n\t\toifname \"veth-b\" masquerade\n"
+            ),
+            "{rebound}"
+        );
+        assert!(rebound.contains("iifname \"veth-b\" ct state new drop"));
+        // Declared, deleted and defined again: one atomic `nft -f`.
+        assert!(rebound.starts_with("table ip xrsec_lab\ndelete table ip xrsec_lab\n"));
+        assert_eq!(rebound.matches("masquerade").count(), 2);
+        // Without NAT the port means nothing.
+        r.nat = false;
+        assert!(!router_ruleset(&r).contains("masquerade"));
     }
 }
