@@ -164,6 +164,25 @@ impl PairConfig {
         }
     }
 
+    /// A behind the router's NAT (masquerade), both on `suite`, A with
+    /// `lifetimes_a` (B with the defaults). B knows A only by the NAT's
+    /// address; A identifies itself by its own (private) address, which
+    /// B's profile accepts.
+    pub fn behind_nat(suite: &XrSuite, lifetimes_a: &XrLifetimes) -> PairConfig {
+        let topo = Topology::new(TopologyConfig::routed(true)).unwrap();
+        let (a, b) = (topo.address(Node::A), topo.address(Node::B));
+        let public_a = topo.a_as_seen_by_b();
+        assert_ne!(public_a, a, "the NAT hides A's address");
+        PairConfig {
+            config_a: router_config_with(a, b, INNER_A, suite, lifetimes_a),
+            config_b: router_config(b, public_a, INNER_B, suite).replace(
+                &format!("match identity remote address {public_a} 255.255.255.255"),
+                "match identity remote address 10.99.0.0 255.255.0.0",
+            ),
+            topo,
+        }
+    }
+
     /// Starts A with `args_a` (e.g. `--save-keys DIR`), then B with `args_b`.
     pub fn start(self, args_a: &[&str], args_b: &[&str]) -> Pair {
         let a = Xrsecd::start(&self.topo, Node::A, &self.config_a, args_a).unwrap();

@@ -3,7 +3,7 @@
 //! and traffic flows both ways.
 
 use xrsec_e2e::{PairConfig, BRING_UP, INNER_A, INNER_B};
-use xrsec_lab::{router_config, Node, Topology, TopologyConfig, XrSuite};
+use xrsec_lab::{Node, XrLifetimes, XrSuite};
 
 #[test]
 fn behind_a_nat_ike_and_esp_move_to_udp_4500() {
@@ -11,24 +11,9 @@ fn behind_a_nat_ike_and_esp_move_to_udp_4500() {
         return;
     }
     let _serial = xrsec_e2e::serial();
-    let topo = Topology::new(TopologyConfig::routed(true)).unwrap();
-    let (a, b) = (topo.address(Node::A), topo.address(Node::B));
-    let public_a = topo.a_as_seen_by_b();
-    assert_ne!(public_a, a);
     let suite = XrSuite::new("aes-gcm-256", "", "sha-256", 19, "esp-gcm-256");
-    let ca = router_config(a, b, INNER_A, &suite);
-    // B knows A only by the NAT's address; A identifies itself by its own
-    // (private) address, which B's profile must accept.
-    let cb = router_config(b, public_a, INNER_B, &suite).replace(
-        &format!("match identity remote address {public_a} 255.255.255.255"),
-        "match identity remote address 10.99.0.0 255.255.0.0",
-    );
-    let pair = PairConfig {
-        topo,
-        config_a: ca,
-        config_b: cb,
-    }
-    .start(&[], &[]);
+    let pair = PairConfig::behind_nat(&suite, &XrLifetimes::default()).start(&[], &[]);
+    let public_a = pair.topo.a_as_seen_by_b();
     let (sa, sb) = xrsec_e2e::wait_converged_behind_nat(&pair.a, &pair.b, BRING_UP);
 
     let ready = |s: &xrsec_control::Status| {

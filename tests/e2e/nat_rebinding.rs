@@ -15,9 +15,7 @@ use std::time::{Duration, Instant};
 
 use xrsec_control::{IkeSa, Status};
 use xrsec_e2e::{PairConfig, BRING_UP, INNER_A, INNER_B};
-use xrsec_lab::{
-    router_config, router_config_with, Node, Topology, TopologyConfig, XrLifetimes, XrSuite,
-};
+use xrsec_lab::{Node, Topology, XrLifetimes, XrSuite};
 
 /// A's `dpd INTERVAL RETRIES`: a liveness check after 5 s without a word
 /// from B. The retries are many so that A never declares B dead while the
@@ -121,10 +119,6 @@ fn after_a_nat_rebinding_esp_follows_ike_to_the_new_port_on_the_same_child_sa() 
         return;
     }
     let _serial = xrsec_e2e::serial();
-    let topo = Topology::new(TopologyConfig::routed(true)).unwrap();
-    let (a, b) = (topo.address(Node::A), topo.address(Node::B));
-    let public_a = topo.a_as_seen_by_b();
-    assert_ne!(public_a, a);
     let suite = XrSuite::new("aes-gcm-256", "", "sha-256", 19, "esp-gcm-256");
     // DPD on A only: A, behind the NAT, is the one that can reopen it. (B's
     // own liveness checks would go to the old port and could declare A dead.)
@@ -132,20 +126,12 @@ fn after_a_nat_rebinding_esp_follows_ike_to_the_new_port_on_the_same_child_sa() 
         dpd: Some((DPD_INTERVAL_SECS, DPD_RETRIES)),
         ..XrLifetimes::default()
     };
-    let ca = router_config_with(a, b, INNER_A, &suite, &dpd);
-    assert!(ca.contains(&format!(" dpd {DPD_INTERVAL_SECS} {DPD_RETRIES}\n")));
-    // B knows A only by the NAT's address; A identifies itself by its own
-    // (private) address, which B's profile must accept.
-    let cb = router_config(b, public_a, INNER_B, &suite).replace(
-        &format!("match identity remote address {public_a} 255.255.255.255"),
-        "match identity remote address 10.99.0.0 255.255.0.0",
-    );
-    let mut pair = PairConfig {
-        topo,
-        config_a: ca,
-        config_b: cb,
-    }
-    .start(&[], &[]);
+    let config = PairConfig::behind_nat(&suite, &dpd);
+    assert!(config
+        .config_a
+        .contains(&format!(" dpd {DPD_INTERVAL_SECS} {DPD_RETRIES}\n")));
+    let public_a = config.topo.a_as_seen_by_b();
+    let mut pair = config.start(&[], &[]);
     let (sa, sb) = xrsec_e2e::wait_converged_behind_nat(&pair.a, &pair.b, BRING_UP);
 
     // Before: NAT-T, B sees A at the NAT's address. Usually from A's own

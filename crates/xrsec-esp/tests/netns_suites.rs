@@ -627,20 +627,25 @@ const IKE_HELPER_ENV: &str = "XRSEC_ESP_IKE_HELPER";
 /// re-executes itself there with the helper below.
 #[test]
 fn ike_messages_reach_the_control_plane_wherever_udp_4500_is_received() {
+    run_helper_in_a_namespace("ike_helper_in_a_namespace", IKE_HELPER_ENV);
+}
+
+/// Re-executes this test binary in a lab namespace to run the ignored test
+/// `helper` alone, with `env` set (which the helper checks), and requires
+/// that it passed.
+fn run_helper_in_a_namespace(helper: &str, env: &str) {
     require_root_and_tools();
     let lab = Lab::new();
     let exe = std::env::current_exe().unwrap();
     let out = run(lab
         .cmd(0, exe.to_str().unwrap())
-        .args([
-            "--exact",
-            "ike_helper_in_a_namespace",
-            "--ignored",
-            "--nocapture",
-        ])
-        .env(IKE_HELPER_ENV, "1"));
+        .args(["--exact", helper, "--ignored", "--nocapture"])
+        .env(env, "1"));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("1 passed"), "the helper ran:\n{text}");
+    assert!(
+        text.contains("1 passed"),
+        "the helper {helper} ran:\n{text}"
+    );
 }
 
 #[test]
@@ -714,20 +719,7 @@ const MOVE_HELPER_ENV: &str = "XRSEC_ESP_MOVE_HELPER";
 /// namespace of its own, as above.
 #[test]
 fn esp_in_udp_follows_the_peer_to_its_new_port_with_the_same_sa() {
-    require_root_and_tools();
-    let lab = Lab::new();
-    let exe = std::env::current_exe().unwrap();
-    let out = run(lab
-        .cmd(0, exe.to_str().unwrap())
-        .args([
-            "--exact",
-            "move_helper_in_a_namespace",
-            "--ignored",
-            "--nocapture",
-        ])
-        .env(MOVE_HELPER_ENV, "1"));
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("1 passed"), "the helper ran:\n{text}");
+    run_helper_in_a_namespace("move_helper_in_a_namespace", MOVE_HELPER_ENV);
 }
 
 #[test]
