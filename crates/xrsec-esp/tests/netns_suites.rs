@@ -758,6 +758,14 @@ fn move_helper_in_a_namespace() {
             remote: local,
         })
         .unwrap();
+    // An IPv4 tunnel interface: no IPv6, so the kernel sends no router
+    // solicitations or MLD reports of its own into the tunnel.
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/net/ipv6/conf/tunnel-ip1/disable_ipv6")
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_else(|e| e.to_string()),
+        "1"
+    );
     let suite = EspSuite::new(Encr::AesGcm16_128, None).unwrap();
     let keys = EspKeys {
         encr: SecretBytes::new(&[7; 20]),

@@ -202,7 +202,11 @@ fn inet_dgram() -> io::Result<OwnedFd> {
 
 /// Gives interface `name` an IPv4 address with a prefix length and an MTU,
 /// and brings it up (SIOCSIFADDR, SIOCSIFNETMASK, SIOCSIFMTU, SIOCSIFFLAGS).
+/// IPv6 is switched off on it first: a `tunnel mode ipsec ipv4` interface
+/// carries IPv4, and the kernel would otherwise send IPv6 router
+/// solicitations and MLD reports into it, through the tunnel, for ever.
 pub fn configure_interface(name: &str, addr: Ipv4Addr, prefix_len: u8, mtu: u16) -> io::Result<()> {
+    disable_ipv6(name);
     let sock = inet_dgram()?;
     let mut ifr = IfReq::new(name)?;
     ifr.set_addr(addr);
@@ -221,6 +225,15 @@ pub fn configure_interface(name: &str, addr: Ipv4Addr, prefix_len: u8, mtu: u16)
     let flags = ifr.short() | (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
     ifr.set_short(flags);
     ioctl(&sock, libc::SIOCSIFFLAGS, &mut ifr)
+}
+
+/// Best effort: a kernel without IPv6 has nothing to switch off, and a
+/// read-only /proc/sys (some containers) leaves only the noise.
+fn disable_ipv6(name: &str) {
+    if name.is_empty() || name.contains('/') || name.starts_with('.') {
+        return;
+    }
+    let _ = std::fs::write(format!("/proc/sys/net/ipv6/conf/{name}/disable_ipv6"), "1");
 }
 
 /// Sets interface `name`'s MTU.
