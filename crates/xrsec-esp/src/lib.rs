@@ -614,6 +614,15 @@ impl Dataplane {
             .map(|sa| sa.counters().packets)
     }
 
+    /// Packets a tunnel's outbound SA sent so far; `None` if it has none.
+    pub fn outbound_packets(&self, tunnel: TunnelId) -> Option<u64> {
+        self.shared
+            .sadb
+            .snapshot()
+            .outbound(tunnel)
+            .map(|sa| sa.counters().packets)
+    }
+
     /// Counters of every installed SA half.
     pub fn counters(&self) -> Vec<SaCounters> {
         let table = self.shared.sadb.snapshot();

@@ -35,6 +35,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 const PROPOSAL_MEMORY: Duration = Duration::from_secs(300);
 /// Timer resolution for lifetimes and retries when nothing else is due.
 const TICK: Duration = Duration::from_secs(1);
+/// RFC 3948 4: behind a NAT, a keepalive after this long without sending.
+const NAT_KEEPALIVE: Duration = Duration::from_secs(20);
 
 /// Something for the control task.
 pub(crate) enum Input {
@@ -73,6 +75,8 @@ pub(crate) struct Daemon {
     tx: mpsc::UnboundedSender<Input>,
     /// IKE SAs whose keys `--save-keys` wrote.
     keys_saved: HashSet<IkeSaId>,
+    /// IKE SAs that found us behind a NAT (NAT keepalives, RFC 3948).
+    behind_nat: HashSet<IkeSaId>,
 }
 
 /// Runs the daemon until SIGTERM or SIGINT.
@@ -128,6 +132,7 @@ pub(crate) async fn run(args: Args, config: Config) -> Result<(), String> {
         carried_child: HashSet::new(),
         tx: tx.clone(),
         keys_saved: HashSet::new(),
+        behind_nat: HashSet::new(),
     };
     // Sockets first: a daemon that cannot listen should say so before it
     // creates any interface.
@@ -404,6 +409,7 @@ impl Daemon {
         // rekeys run in the endpoint.
         self.note_inbound_traffic(now);
         self.endpoint.handle_timeout(now);
+        self.send_nat_keepalives(now);
         for i in 0..self.tunnels.len() {
             if self.tunnels[i].retry_at.is_some_and(|r| r <= now) {
                 info!(
@@ -412,6 +418,44 @@ impl Daemon {
                     self.tunnels[i].failures + 1
                 );
                 self.initiate(now, i);
+            }
+        }
+    }
+
+    /// RFC 3948 2.3 and 4: behind a NAT, a tunnel that sent no ESP for
+    /// [`NAT_KEEPALIVE`] sends the peer a one-byte keepalive from its UDP
+    /// 4500 socket, so that the NAT keeps the mapping the peer reaches us by
+    /// (the peer cannot open it again). Looks once per tick: one counter
+    /// read per tunnel.
+    fn send_nat_keepalives(&mut self, now: Instant) {
+        let (tunnels, dataplanes, behind) = (&mut self.tunnels, &self.dataplanes, &self.behind_nat);
+        for t in tunnels.iter_mut() {
+            let target = t
+                .current()
+                .filter(|c| c.udp_encap && behind.contains(&c.ike_sa))
+                .map(|c| c.remote);
+            let (Some(SocketAddr::V4(to)), Some(esp), Some(dp)) =
+                (target, t.esp, t.local.and_then(|l| dataplanes.get(&l)))
+            else {
+                t.last_sent = None;
+                continue;
+            };
+            let sent = dp.outbound_packets(esp).unwrap_or(0);
+            if sent != t.outbound_packets_seen || t.last_sent.is_none() {
+                t.outbound_packets_seen = sent;
+                t.last_sent = Some(now);
+                continue;
+            }
+            if t.last_sent
+                .is_some_and(|at| now.duration_since(at) < NAT_KEEPALIVE)
+            {
+                continue;
+            }
+            t.last_sent = Some(now);
+            match dp.ike_udp4500().map(|u| u.send_keepalive(to)) {
+                Some(Ok(())) => debug!("{}: NAT keepalive to {to}", t.name),
+                Some(Err(e)) => debug!("{}: NAT keepalive to {to} not sent: {e}", t.name),
+                None => {}
             }
         }
     }
@@ -535,6 +579,9 @@ impl Daemon {
     fn handle_event(&mut self, now: Instant, ev: Event) {
         match ev {
             Event::IkeSaUp { id, tunnel, info } => {
+                if info.nat.local_behind_nat {
+                    self.behind_nat.insert(id);
+                }
                 let name = self.tunnel_name(tunnel);
                 info!(
                     "{name}: IKE SA {} up as {:?} with {} ({}{})",
@@ -567,6 +614,9 @@ impl Daemon {
                 if self.carried_child.remove(&old) {
                     self.carried_child.insert(new);
                 }
+                if info.nat.local_behind_nat {
+                    self.behind_nat.insert(new);
+                }
                 info!(
                     "{name}: IKE SA {} rekeyed: now IKE SA {} ({}, SPIs {:016x}/{:016x})",
                     old.0, new.0, info.algorithms, info.spi_i, info.spi_r
@@ -587,6 +637,7 @@ impl Daemon {
                 let deliberate = self.deleting.contains(&id);
                 self.deleting.retain(|d| *d != id);
                 let carried_child = self.carried_child.remove(&id);
+                self.behind_nat.remove(&id);
                 info!("{name}: IKE SA {} down: {reason}", id.0);
                 if let Some(i) = self.tunnel_index(tunnel) {
                     let has_sa = self

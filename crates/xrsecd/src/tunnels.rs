@@ -62,6 +62,11 @@ pub(crate) struct Tunnel {
     /// Inbound ESP packets of its Child SAs at the last look (dead peer
     /// detection takes traffic as a sign of life).
     pub inbound_packets_seen: u64,
+    /// Outbound ESP packets at the last look, and when that count last
+    /// grew or a NAT keepalive went out (behind a NAT: a keepalive after a
+    /// quiet interval).
+    pub outbound_packets_seen: u64,
+    pub last_sent: Option<Instant>,
     /// Everything the tunnel's behaviour depends on, secrets included, to
     /// tell on reload whether it changed (never printed).
     pub fingerprint: String,
@@ -119,6 +124,8 @@ pub(crate) fn from_config(config: &Config) -> Result<Vec<Tunnel>, SetupError> {
             retry_at: None,
             children: Vec::new(),
             inbound_packets_seen: 0,
+            outbound_packets_seen: 0,
+            last_sent: None,
             fingerprint: String::new(),
         };
         let Some(view) = view else {
