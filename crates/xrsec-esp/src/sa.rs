@@ -163,8 +163,8 @@ pub struct OutboundSa {
     pub(crate) spi: u32,
     pub(crate) suite: EspSuite,
     pub(crate) esn: bool,
-    /// Native or UDP as installed; for UDP the peer's port is `peer_port`.
-    pub(crate) encap: Encap,
+    /// ESP in UDP (else native).
+    udp: bool,
     /// The peer's UDP port (ESP in UDP), which a NAT rebinding may move
     /// while the SA is in use ([`OutboundSa::move_peer_port`]); read once
     /// per batch.
@@ -218,7 +218,7 @@ impl OutboundSa {
             spi: spec.spi_out,
             suite: spec.suite,
             esn: spec.esn,
-            encap: spec.encap,
+            udp: matches!(spec.encap, Encap::Udp { .. }),
             peer_port: AtomicU16::new(match spec.encap {
                 Encap::Udp { peer_port } => peer_port,
                 Encap::Native => 0,
@@ -251,11 +251,12 @@ impl OutboundSa {
 
     /// Native or UDP (to the peer's current port).
     pub fn encap(&self) -> Encap {
-        match self.encap {
-            Encap::Native => Encap::Native,
-            Encap::Udp { .. } => Encap::Udp {
+        if self.udp {
+            Encap::Udp {
                 peer_port: self.peer_port.load(Relaxed),
-            },
+            }
+        } else {
+            Encap::Native
         }
     }
 
@@ -263,13 +264,10 @@ impl OutboundSa {
     /// RFC 7296 2.23), with the same keys and sequence numbers. `false` for
     /// native ESP, which has no port.
     pub fn move_peer_port(&self, port: u16) -> bool {
-        match self.encap {
-            Encap::Native => false,
-            Encap::Udp { .. } => {
-                self.peer_port.store(port, Relaxed);
-                true
-            }
+        if self.udp {
+            self.peer_port.store(port, Relaxed);
         }
+        self.udp
     }
 
     /// The peer's underlay address.

@@ -441,15 +441,19 @@ impl Daemon {
                 continue;
             };
             let sent = dp.outbound_packets(esp).unwrap_or(0);
-            if sent != t.outbound_packets_seen || t.last_sent.is_none() {
-                t.outbound_packets_seen = sent;
-                t.last_sent = Some(now);
-                continue;
-            }
-            if t.last_sent
-                .is_some_and(|at| now.duration_since(at) < NAT_KEEPALIVE)
-            {
-                continue;
+            match t.last_sent {
+                // Quiet since `at`: a keepalive once that is long enough.
+                Some(at) if sent == t.outbound_packets_seen => {
+                    if now.duration_since(at) < NAT_KEEPALIVE {
+                        continue;
+                    }
+                }
+                // ESP went out (or the first look): the quiet starts now.
+                _ => {
+                    t.outbound_packets_seen = sent;
+                    t.last_sent = Some(now);
+                    continue;
+                }
             }
             t.last_sent = Some(now);
             match dp.ike_udp4500().map(|u| u.send_keepalive(to)) {
