@@ -400,12 +400,7 @@ impl<R: CryptoRngCore> Endpoint<R> {
     }
 
     fn alloc_ike_spi(&mut self) -> u64 {
-        loop {
-            let spi = self.rng.next_u64();
-            if spi != 0 && !self.by_spi.contains_key(&spi) {
-                return spi;
-            }
-        }
+        fresh_ike_spi(&mut self.rng, &self.by_spi)
     }
 
     fn alloc_id(&mut self) -> IkeSaId {
@@ -1203,5 +1198,18 @@ fn why_kept(kept: (u64, u64), lost: (u64, u64)) -> String {
             "whose initiator SPI {:016X} is lower than this one's {:016X}",
             kept.0, lost.0
         )
+    }
+}
+
+/// A random IKE SPI: not zero, and not one of ours already (`taken`).
+pub(crate) fn fresh_ike_spi(
+    rng: &mut impl rand_core::RngCore,
+    taken: &HashMap<u64, IkeSaId>,
+) -> u64 {
+    loop {
+        let spi = rng.next_u64();
+        if spi != 0 && !taken.contains_key(&spi) {
+            return spi;
+        }
     }
 }

@@ -185,9 +185,10 @@ fn ike_auth_request_and_response_are_fragmented_with_cbc_and_the_sa_comes_up() {
 /// The plaintext a fragment carries at least, however small the fragment
 /// size (`MIN_FRAGMENT_PLAINTEXT` in `src/sa.rs`).
 const MIN_PIECE: usize = 64;
-/// The IKE header and the SK/SKF generic header, before the sealed bytes.
-const IKE_HEADER: usize = 28;
-const GENERIC_HEADER: usize = 4;
+// Before the sealed bytes: the IKE header and the SK/SKF generic header
+// (`wire::HEADER_LEN`, `wire::GENERIC_HEADER_LEN`).
+const IKE_HEADER: usize = xrsec_ike::wire::HEADER_LEN;
+const GENERIC_HEADER: usize = xrsec_ike::wire::GENERIC_HEADER_LEN;
 /// Fragment Number and Total Fragments, after the SKF generic header.
 const FRAGMENT_NUMBERS: usize = 4;
 

@@ -559,7 +559,6 @@ fn colliding_ike_sa_rekeys_leave_one_ike_sa_whatever_the_timing_and_whichever_me
         for offset_ms in [0u64, 3, 6, 12] {
             for drop in std::iter::once(None).chain((0..10).map(Some)) {
                 let why = format!("seed {seed}, B {offset_ms} ms later, drop {drop:?}");
-                eprintln!("IKE SA rekey collision: {why}");
                 let (a, b) = tunnel_pair(b"ike rekey collision key 0123");
                 let mut r = Run::new(a, b, seed);
                 r.drop_nth(drop);
@@ -589,7 +588,18 @@ fn colliding_ike_sa_rekeys_leave_one_ike_sa_whatever_the_timing_and_whichever_me
                         .chain(&r.sim.b.events)
                         .any(|e| matches!(e, Event::IkeSaDown { .. })));
                     // Liveness still works on the survivor.
-                    sa.role
+                    let (id, role) = (sa.id, sa.role);
+                    let seen = r.sim.a.events.len();
+                    let now = r.sim.now;
+                    r.sim.a.ep.send_liveness_check(now, id);
+                    r.run_checked(Duration::from_secs(5));
+                    assert!(
+                        r.sim.a.events[seen..]
+                            .iter()
+                            .any(|e| matches!(e, Event::PeerAlive { .. })),
+                        "no answer to a liveness check on the surviving IKE SA"
+                    );
+                    role
                 }));
                 match result {
                     Ok(role) => {

@@ -753,7 +753,7 @@ impl Topology {
 
     /// Starts pinging `dst` from `node` (from `src` if given) in the
     /// background for `duration` (whole seconds, at least 1): a request
-    /// every `interval` (below 0.2 s needs root). On a loaded machine ping
+    /// every `interval` (below 2 ms needs root, ping(8)). On a loaded machine ping
     /// sends more slowly than asked; [`PingStream::finish`] reads what it did.
     pub fn start_ping(
         &self,

@@ -65,12 +65,7 @@ pub(crate) struct Adoption {
 }
 
 fn random_ike_spi<R: CryptoRngCore>(ctx: &mut Ctx<'_, R>) -> u64 {
-    loop {
-        let spi = ctx.rng.next_u64();
-        if spi != 0 && !ctx.ike_spis.contains_key(&spi) {
-            return spi;
-        }
-    }
+    crate::endpoint::fresh_ike_spi(ctx.rng, ctx.ike_spis)
 }
 
 fn ike_spi_of(p: &wire::Proposal) -> Option<u64> {
@@ -211,15 +206,24 @@ impl IkeSa {
         let id = self.id;
         est.ike_rekeying = false;
         let Some(rk) = est.our_ike_rekey.take() else {
+            self.start_next_request(ctx, &mut est);
             return State::Established(est);
         };
-        let Some(t) = find_tunnel(ctx.tunnels, self.tunnel) else {
-            return State::Established(est);
+        let accepted = match find_tunnel(ctx.tunnels, self.tunnel) {
+            None => Err((None, "its tunnel is gone".to_owned())),
+            Some(t) => self.accept_ike_rekey_reply(&est, &rk, payloads).and_then(
+                |(algs, spi_r, nr, keys)| {
+                    Keyed::new(algs, keys, Role::Initiator)
+                        .map(|keyed| (t, spi_r, nr, keyed))
+                        .ok_or((None, "the negotiated algorithms give no keys".to_owned()))
+                },
+            ),
         };
-        let accepted = self.accept_ike_rekey_reply(&est, &rk, payloads);
-        let (algs, spi_r, nr, keys) = match accepted {
+        let (t, spi_r, nr, keyed) = match accepted {
             Ok(v) => v,
             Err((n, why)) => {
+                // Every way out of a failed rekey goes on with the queue
+                // and leaves no collision state behind.
                 ctx.log(Some(id), || format!("IKE SA {id}: rekey failed: {why}"));
                 if est.peer_ike_rekey.is_some() {
                     // The peer's rekey stands: it deletes this SA.
@@ -234,10 +238,6 @@ impl IkeSa {
                 self.start_next_request(ctx, &mut est);
                 return State::Established(est);
             }
-        };
-        let Some(keyed) = Keyed::new(algs, keys, Role::Initiator) else {
-            est.times.rekey_at = est.times.expire_at;
-            return State::Established(est);
         };
         let mut new = self.successor(
             ctx,
