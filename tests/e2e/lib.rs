@@ -444,8 +444,35 @@ pub fn with_certificates(config: &str, dir: &Path, name: &str) -> String {
 
 /// The last `n` lines of `text`, for a failure message.
 pub fn tail(text: &str, n: usize) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
+    last_matching(text, n, |_| true).1
+}
+
+/// How many lines of `text` `keep` accepts, and the last `n` of them.
+pub fn last_matching(text: &str, n: usize, keep: impl Fn(&str) -> bool) -> (usize, String) {
+    let lines: Vec<&str> = text.lines().filter(|l| keep(l)).collect();
+    (
+        lines.len(),
+        lines[lines.len().saturating_sub(n)..].join("\n"),
+    )
+}
+
+/// Whether a line of xrsecd's log is about an SA coming, going or
+/// rekeying, at INFO or above: the timeline a failure is read against.
+pub fn is_sa_lifecycle(line: &str) -> bool {
+    !line.contains(" DEBUG ")
+        && !line.contains(" TRACE ")
+        && !line.contains(" config: ")
+        && [
+            "rekey",
+            " up ",
+            " down",
+            "dead peer",
+            "initiating",
+            "lifetime",
+            "INITIAL_CONTACT",
+        ]
+        .iter()
+        .any(|w| line.contains(w))
 }
 
 /// The lines of a daemon log at level INFO that contain `text` (a debug

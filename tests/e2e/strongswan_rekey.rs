@@ -16,10 +16,12 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use xrsec_e2e::swan_common::{
-    first_attempt_refused, one_xrsecd_sa, Initiator, Setup, SwanLab, SWAN_INNER, XR_INNER,
+    first_attempt_refused, one_charon_sa, one_xrsecd_sa, Initiator, Setup, SwanLab, SWAN_INNER,
+    XR_INNER,
 };
 use xrsec_e2e::{
-    child_rekeys, ike_rekeys, info_lines, ping_problem, tail, wall_clock, PING_INTERVAL,
+    child_rekeys, ike_rekeys, is_sa_lifecycle, last_matching, ping_problem, tail, wall_clock,
+    PING_INTERVAL,
 };
 use xrsec_lab::{router_config_with, SwanLifetimes, SwanSa, TopologyConfig, XrLifetimes, XrSuite};
 
@@ -244,13 +246,13 @@ fn start(case: &Case) -> SwanLab {
 /// outbound, xrsecd's dataplane on the same pair as its IKE view). Returns
 /// charon's SA.
 fn settled(lab: &SwanLab) -> Result<SwanSa, String> {
-    let sas = lab.list_sas();
-    let swan = match sas.as_slice() {
-        [sa] if sa.is_established() && sa.children.len() == 1 && sa.children[0].is_installed() => {
-            sa.clone()
-        }
-        _ => return Err(format!("charon has {sas:?}")),
-    };
+    let swan = one_charon_sa(&lab.list_sas())?;
+    if swan.children.len() != 1 {
+        return Err(format!(
+            "charon has {} Child SAs: {swan:?}",
+            swan.children.len()
+        ));
+    }
     let status = lab.status();
     let xr = one_xrsecd_sa(&status)?;
     let mut xr_ike = [xr.local_spi, xr.remote_spi];
@@ -361,36 +363,20 @@ impl std::fmt::Display for RekeyRequests<'_> {
     }
 }
 
-/// xrsecd's INFO lines about SAs coming, going and rekeying.
+/// xrsecd's lines about SAs coming, going and rekeying (the last 60).
 fn xr_lifecycle(log: &str) -> String {
-    let mut lines: Vec<&str> = Vec::new();
-    for word in ["rekey", " up ", " down", "lifetime", "initiating"] {
-        lines.extend(info_lines(log, word));
-    }
-    // In log order, once each.
-    let mut ordered: Vec<&str> = log.lines().filter(|l| lines.contains(l)).collect();
-    ordered.dedup();
-    let total = ordered.len();
-    ordered.split_off(total.saturating_sub(60)).join("\n")
+    last_matching(log, 60, is_sa_lifecycle).1
 }
 
 /// charon's lines about CREATE_CHILD_SA, rekeying and deleting.
 fn swan_lifecycle(log: &str) -> String {
-    let lines: Vec<&str> = log
-        .lines()
-        .filter(|l| {
-            [
-                "CREATE_CHILD_SA",
-                "rekey",
-                "DELETE",
-                "establish",
-                "closing",
-                "deleting",
-            ]
-            .iter()
-            .any(|w| l.contains(w))
-        })
-        .collect();
-    let total = lines.len();
-    lines[total.saturating_sub(80)..].join("\n")
+    let words = [
+        "CREATE_CHILD_SA",
+        "rekey",
+        "DELETE",
+        "establish",
+        "closing",
+        "deleting",
+    ];
+    last_matching(log, 80, |l| words.iter().any(|w| l.contains(w))).1
 }

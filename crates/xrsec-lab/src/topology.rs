@@ -310,7 +310,6 @@ pub struct IperfReport {
 pub struct PingStream {
     child: LabChild,
     duration: Duration,
-    interval: Duration,
 }
 
 /// What a [`PingStream`] saw.
@@ -395,11 +394,6 @@ impl PingStream {
     /// How long it runs.
     pub fn duration(&self) -> Duration {
         self.duration
-    }
-
-    /// The time between two requests.
-    pub fn interval(&self) -> Duration {
-        self.interval
     }
 
     /// Waits for ping to reach its deadline (up to `grace` more), then
@@ -777,7 +771,6 @@ impl Topology {
         Ok(PingStream {
             child: self.spawn(node, &argv, &log)?,
             duration: Duration::from_secs(secs),
-            interval,
         })
     }
 
