@@ -515,6 +515,15 @@ fn traffic_from_the_peer_postpones_liveness_checks() {
     );
 }
 
+/// Whether either end reported an IKE SA down.
+fn any_ike_sa_down(sim: &Sim) -> bool {
+    sim.a
+        .events
+        .iter()
+        .chain(&sim.b.events)
+        .any(|e| matches!(e, Event::IkeSaDown { .. }))
+}
+
 fn ike_rekeys(events: &[Event]) -> usize {
     events
         .iter()
@@ -534,13 +543,7 @@ fn ike_and_child_sas_rekey_on_their_lifetimes_for_ninety_seconds_without_a_gap()
     let (ia, ib) = (ike_rekeys(&r.sim.a.events), ike_rekeys(&r.sim.b.events));
     assert!(ia >= 3, "{ia} IKE SA rekeys");
     assert_eq!(ia, ib);
-    assert!(!r
-        .sim
-        .a
-        .events
-        .iter()
-        .chain(&r.sim.b.events)
-        .any(|e| matches!(e, Event::IkeSaDown { .. })));
+    assert!(!any_ike_sa_down(&r.sim), "an IKE SA went down");
     r.run_checked(Duration::from_secs(4));
     r.assert_settled();
     // The surviving IKE SAs are each other's.
@@ -580,13 +583,7 @@ fn colliding_ike_sa_rekeys_leave_one_ike_sa_whatever_the_timing_and_whichever_me
                     assert_eq!((sa.spi_i, sa.spi_r), (sb.spi_i, sb.spi_r));
                     assert_ne!(sa.spi_i, first, "not rekeyed");
                     assert!(r.sim.a.failures().is_empty() && r.sim.b.failures().is_empty());
-                    assert!(!r
-                        .sim
-                        .a
-                        .events
-                        .iter()
-                        .chain(&r.sim.b.events)
-                        .any(|e| matches!(e, Event::IkeSaDown { .. })));
+                    assert!(!any_ike_sa_down(&r.sim), "an IKE SA went down");
                     // Liveness still works on the survivor.
                     let (id, role) = (sa.id, sa.role);
                     let seen = r.sim.a.events.len();
